@@ -1,0 +1,301 @@
+"""One typed configuration: frozen dataclasses loaded from YAML files plus `section.key=value` overrides.
+
+A YAML file may name a parent with `_base_: other.yaml` (relative to itself); files given later and
+command-line overrides are merged on top, key by key. Unknown keys and values of the wrong type are
+errors that name the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from digitdet.errors import ConfigError
+
+# Anchor presets from the report (sizes per FPN level; 5 levels = C2..C5 outputs + max-pool).
+ANCHOR_PRESETS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "x2": ((4, 8, 16), (8, 16, 32), (16, 32, 64), (32, 64, 128), (64, 128, 256)),
+    "plus4": ((4, 12, 20), (28, 36, 44), (52, 60, 68), (68, 72, 80), (100, 128, 256)),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    upsample: float = 1.0  # bicubic factor k applied to every image (boxes scaled with it)
+    contrast: float = 1.0  # PIL ImageEnhance.Contrast factor; 1.0 = unchanged
+    sharpen: float = 1.0  # PIL ImageEnhance.Sharpness factor; 1.0 = unchanged
+    augment: bool = True  # photometric + small geometric jitter for training (never a flip)
+    aug_scale: float = 0.1  # +- relative scale jitter
+    aug_rotate: float = 5.0  # +- degrees
+    aug_perspective: float = 0.1  # distortion scale for RandomPerspective
+    workers: int = 2  # DataLoader worker processes
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet101"  # resnet18 / resnet34 / resnet50 / resnet101
+    norm: str = "batchnorm"  # trainable "batchnorm" or "groupnorm"; never frozen BN from scratch
+    returned_layers: tuple[int, ...] = (1, 2, 3, 4)  # ResNet stages feeding the FPN (1..4 = C2..C5)
+    fpn_channels: int = 256
+    anchor_preset: str = "x2"  # "x2", "plus4", or "custom" (then anchor_sizes is used)
+    anchor_sizes: tuple[tuple[int, ...], ...] | None = None
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # torchvision convention: height / width
+    roi_output_size: int = 7
+    roi_sampling_ratio: int = 2
+    representation_size: int = 1024  # width of the two-layer box head
+    # Internal resize of GeneralizedRCNNTransform: None keeps each image's size (after `upsample`).
+    min_size: tuple[int, ...] | None = None  # several values = random multi-scale in training
+    max_size: int = 1333
+    image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # the one and only normalization
+    image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    box_detections_per_img: int = 100
+    backbone_weights: str | None = None  # optional local state dict for the ResNet trunk
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 4
+    optimizer: str = "adamw"  # "adamw" or "sgd"
+    lr: float = 5e-5
+    weight_decay: float = 1e-3
+    warmup_iters: int = 0
+    scheduler: str = "plateau"  # "plateau" (x factor on val mAP) or "cosine"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    early_stop_patience: int = 7  # epochs without val mAP gain; 0 disables
+    clip_grad_norm: float = 0.0  # 0 disables
+    amp: bool = True  # only takes effect on CUDA
+    seed: int = 0
+    limit: int | None = None  # use only the first N training images (smoke tests)
+    val_limit: int | None = None
+    max_minutes: float | None = None  # wall-clock budget; stops after the epoch that crosses it
+    threads: int | None = None  # torch CPU threads; None = number of cores
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    nms_thresh: float = 0.5  # per-class box NMS inside the detector
+    score_thresh: float = 0.05  # detections kept for pred.json / COCO mAP
+    read_thresh: float = 0.65  # detections used to read the number (tuned on validation after training)
+    dedup_iou: float = 0.5  # class-agnostic duplicate suppression before reading ("117 -> 1117")
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def anchor_sizes(self) -> tuple[tuple[int, ...], ...]:
+        m = self.model
+        if m.anchor_preset == "custom":
+            if not m.anchor_sizes:
+                raise ConfigError("model.anchor_preset is 'custom' but model.anchor_sizes is empty")
+            return m.anchor_sizes
+        if m.anchor_preset not in ANCHOR_PRESETS:
+            raise ConfigError(
+                f"model.anchor_preset: unknown preset {m.anchor_preset!r} "
+                f"(choose from {sorted(ANCHOR_PRESETS)} or 'custom')"
+            )
+        return ANCHOR_PRESETS[m.anchor_preset]
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples -> lists so YAML stays readable and round-trips."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one YAML file, resolving its `_base_` chain first."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular _base_ reference")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    base = raw.pop("_base_", None)
+    if base is None:
+        return raw
+    merged = _read_yaml((path.parent / str(base)), (*seen, path))
+    _deep_merge(merged, raw, str(path))
+    return merged
+
+
+def _deep_merge(dst: dict[str, Any], src: dict[str, Any], where: str) -> None:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _deep_merge(dst[key], value, where)
+        else:
+            dst[key] = value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-3` -> (['train', 'lr'], 0.001). Values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    key, _, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override {text!r}: key must look like section.key (e.g. train.lr)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def load_config(
+    paths: Iterable[str | Path] = (), overrides: Sequence[str] = (), base: dict[str, Any] | None = None
+) -> Config:
+    """Merge `base` (e.g. a checkpoint's config), YAML files (in order) and overrides onto the defaults;
+    validate every key and type."""
+    merged: dict[str, Any] = copy.deepcopy(base) if base else {}
+    for path in paths:
+        _deep_merge(merged, _read_yaml(Path(path)), str(path))
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        merged.setdefault(section, {})
+        if not isinstance(merged[section], dict):
+            raise ConfigError(f"override {text!r}: {section} is not a section")
+        merged[section][key] = value
+    return from_dict(merged)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    hints = typing.get_type_hints(Config)
+    kwargs: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section {name!r} (known: {', '.join(sections)})")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping")
+        kwargs[name] = _build_section(hints[name], values, name)
+    cfg = Config(**kwargs)
+    cfg.anchor_sizes()  # validates the preset name early
+    _check_values(cfg)
+    return cfg
+
+
+def _build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(hints)
+            raise ConfigError(f"unknown config key '{section}.{key}' (known in {section}: {known})")
+        out[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return cls(**out)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is tuple:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # a single number where a list is expected: min_size=128
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, key) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads '5e-5' as a string
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _check_values(cfg: Config) -> None:
+    choices = {
+        "model.backbone": (cfg.model.backbone, ("resnet18", "resnet34", "resnet50", "resnet101")),
+        "model.norm": (cfg.model.norm, ("batchnorm", "groupnorm")),
+        "train.optimizer": (cfg.train.optimizer, ("adamw", "sgd")),
+        "train.scheduler": (cfg.train.scheduler, ("plateau", "cosine")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    if not cfg.model.returned_layers or any(i not in (1, 2, 3, 4) for i in cfg.model.returned_layers):
+        raise ConfigError(f"model.returned_layers: {cfg.model.returned_layers} must be a subset of 1..4")
+    n_levels = len(cfg.model.returned_layers) + 1  # + the max-pool level
+    if len(cfg.anchor_sizes()) != n_levels:
+        raise ConfigError(
+            f"anchors: {len(cfg.anchor_sizes())} size groups for {n_levels} feature levels "
+            f"(returned_layers {list(cfg.model.returned_layers)} + pool)"
+        )
+    positive = {
+        "train.lr": cfg.train.lr,
+        "train.batch_size": cfg.train.batch_size,
+        "data.upsample": cfg.data.upsample,
+        "predict.batch_size": cfg.predict.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {value}")
+    for key in ("nms_thresh", "score_thresh", "read_thresh", "dedup_iou"):
+        value = getattr(cfg.predict, key)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"predict.{key}: must be within [0, 1], got {value}")

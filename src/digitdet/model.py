@@ -1,0 +1,167 @@
+"""build_model(cfg): a torchvision FasterRCNN assembled from parts (ResNet+FPN, anchors, RoIAlign).
+
+Box format everywhere: xyxy in input-image pixels. Labels: 0 = background, 1..10 = digits 0..9
+(the same numbers as COCO `category_id`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from digitdet.config import Config
+from digitdet.errors import ConfigError
+
+NUM_CLASSES = 11  # background + digits 0..9
+
+_RESNETS = {
+    "resnet18": resnet.resnet18,
+    "resnet34": resnet.resnet34,
+    "resnet50": resnet.resnet50,
+    "resnet101": resnet.resnet101,
+}
+
+
+class KeepSizeTransform(GeneralizedRCNNTransform):
+    """Normalizes and batches like torchvision's transform but never resizes.
+
+    torchvision's default resizes every image to 800 px; with min_size None we keep the size the data
+    pipeline produced (e.g. after bicubic upsampling), so upsampling experiments mean what they say.
+    """
+
+    def resize(self, image, target=None):
+        return image, target
+
+
+def _norm_layer(kind: str):
+    if kind == "groupnorm":
+        # 32 groups as in GN's paper; every ResNet/FPN width here is divisible by 32.
+        return lambda channels: nn.GroupNorm(32, channels)
+    return nn.BatchNorm2d  # trainable statistics: random init has no statistics worth freezing
+
+
+def build_backbone(
+    *,
+    name: str,
+    norm: str,
+    returned_layers: tuple[int, ...],
+    out_channels: int,
+    weights_path: str | None = None,
+) -> BackboneWithFPN:
+    """ResNet trunk (random init, or a local state dict) + FPN over the chosen stages + max-pool level.
+
+    Output feature names are '0'..str(len(returned_layers)-1) plus 'pool'.
+    """
+    if name not in _RESNETS:
+        raise ConfigError(f"model.backbone: unknown backbone {name!r} (choose from {sorted(_RESNETS)})")
+    # zero_init_residual starts every block as identity: deep nets trained from scratch converge.
+    trunk = _RESNETS[name](weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
+    if weights_path:
+        load_trunk_weights(trunk, weights_path)
+    stage_channels = trunk.inplanes // 8  # channels of layer1's output (64 or 256)
+    in_channels = [stage_channels * 2 ** (i - 1) for i in returned_layers]
+    return_layers = {f"layer{i}": str(k) for k, i in enumerate(returned_layers)}
+    return BackboneWithFPN(
+        trunk,
+        return_layers=return_layers,
+        in_channels_list=in_channels,
+        out_channels=out_channels,
+        extra_blocks=LastLevelMaxPool(),
+    )
+
+
+def load_trunk_weights(trunk: nn.Module, path: str) -> None:
+    """Load a local ResNet state dict (e.g. ImageNet weights on disk). The classifier head is ignored."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"model.backbone_weights: {file} not found")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+        raise ConfigError(f"model.backbone_weights: {file} is not a torch state dict ({exc})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
+    own = {k: v for k, v in trunk.state_dict().items() if not k.startswith("fc.")}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+        raise ConfigError(f"model.backbone_weights: {file} does not match the trunk: {'; '.join(parts)}")
+    trunk.load_state_dict(state, strict=False)
+
+
+def build_anchor_generator(
+    sizes: tuple[tuple[int, ...], ...], aspect_ratios: tuple[float, ...]
+) -> AnchorGenerator:
+    """One size group per feature level; the same ratios (height / width) on every level."""
+    counts = {len(s) for s in sizes}
+    if len(counts) != 1:
+        # The shared RPN head predicts a fixed number of anchors per location on every level.
+        raise ConfigError(f"anchors: every level needs the same number of sizes, got {sizes}")
+    return AnchorGenerator(sizes=sizes, aspect_ratios=(tuple(aspect_ratios),) * len(sizes))
+
+
+def build_model(cfg: Config) -> FasterRCNN:
+    """Assemble the detector described by `cfg` (randomly initialised unless backbone_weights is set)."""
+    m, p = cfg.model, cfg.predict
+    backbone = build_backbone(
+        name=m.backbone,
+        norm=m.norm,
+        returned_layers=m.returned_layers,
+        out_channels=m.fpn_channels,
+        weights_path=m.backbone_weights,
+    )
+    featmaps = [str(k) for k in range(len(m.returned_layers))]
+    roi_pool = MultiScaleRoIAlign(featmaps, m.roi_output_size, sampling_ratio=m.roi_sampling_ratio)
+    model = FasterRCNN(
+        backbone,
+        num_classes=NUM_CLASSES,
+        min_size=m.min_size or 800,  # replaced below when None
+        max_size=m.max_size,
+        image_mean=list(m.image_mean),
+        image_std=list(m.image_std),
+        rpn_anchor_generator=build_anchor_generator(cfg.anchor_sizes(), m.aspect_ratios),
+        box_roi_pool=roi_pool,
+        rpn_pre_nms_top_n_train=m.rpn_pre_nms_top_n_train,
+        rpn_post_nms_top_n_train=m.rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=m.rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_test=m.rpn_post_nms_top_n_test,
+        rpn_batch_size_per_image=m.rpn_batch_size_per_image,
+        box_batch_size_per_image=m.box_batch_size_per_image,
+        box_detections_per_img=m.box_detections_per_img,
+        box_score_thresh=p.score_thresh,
+        box_nms_thresh=p.nms_thresh,
+        representation_size=m.representation_size,
+    )
+    if m.min_size is None:
+        model.transform = KeepSizeTransform(
+            min_size=1, max_size=m.max_size, image_mean=list(m.image_mean), image_std=list(m.image_std)
+        )
+    return model
+
+
+def set_postprocess(model: FasterRCNN, *, score_thresh: float | None = None, nms_thresh: float | None = None):
+    """Change the detection-time thresholds of a built model (sweeps need no rebuild)."""
+    if score_thresh is not None:
+        model.roi_heads.score_thresh = score_thresh
+    if nms_thresh is not None:
+        model.roi_heads.nms_thresh = nms_thresh
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,107 @@
+"""From one image's detections to the whole number it shows.
+
+Rules, in order:
+1. keep detections scoring >= the reading threshold (separate from the pred.json threshold);
+2. class-agnostic duplicate suppression: two boxes of different digits on one glyph keep only the
+   higher-scoring one (per-class NMS cannot see this; it turned the report's "117" into "1117");
+3. order: left-to-right by box centre; a vertically stacked number (each box below the previous one,
+   not side by side) reads top-to-bottom;
+4. no digit left -> "-1".
+Boxes are xyxy; labels are 1..10 meaning digits 0..9.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torchvision.ops import nms
+
+NO_NUMBER = "-1"
+
+
+def _as_tensor(x, dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def suppress_duplicates(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
+    """Indices kept by class-agnostic NMS at `iou`, highest score first."""
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.long)
+    return nms(boxes.float(), scores.float(), iou)
+
+
+def is_vertical(boxes: torch.Tensor) -> bool:
+    """True when the boxes form a column: sorted by centre-y, each starts below the previous centre
+    and they overlap horizontally, so they cannot be neighbours on one line."""
+    if len(boxes) < 2:
+        return False
+    order = torch.argsort((boxes[:, 1] + boxes[:, 3]) / 2)
+    b = boxes[order]
+    for prev, cur in zip(b[:-1], b[1:]):
+        prev_cy = (prev[1] + prev[3]) / 2
+        overlap_x = min(prev[2], cur[2]) - max(prev[0], cur[0])
+        narrower = min(prev[2] - prev[0], cur[2] - cur[0])
+        if cur[1] < prev_cy or overlap_x < 0.5 * narrower:
+            return False
+    return True
+
+
+def read_number(
+    boxes: Sequence | np.ndarray | torch.Tensor,
+    scores: Sequence | np.ndarray | torch.Tensor,
+    labels: Sequence | np.ndarray | torch.Tensor,
+    score_thresh: float,
+    dedup_iou: float,
+) -> str:
+    """The number shown, e.g. "117", or "-1" when no digit scores >= `score_thresh`."""
+    boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
+    scores = _as_tensor(scores, torch.float32).reshape(-1)
+    labels = _as_tensor(labels, torch.int64).reshape(-1)
+    keep = scores >= score_thresh
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    if len(boxes) == 0:
+        return NO_NUMBER
+    keep = suppress_duplicates(boxes, scores, dedup_iou)
+    boxes, labels = boxes[keep], labels[keep]
+    axis = 1 if is_vertical(boxes) else 0
+    centres = (boxes[:, axis] + boxes[:, axis + 2]) / 2
+    order = torch.argsort(centres, stable=True)
+    return "".join(str(int(label) - 1) for label in labels[order])
+
+
+def ground_truth_number(boxes, labels) -> str:
+    """The number a ground-truth annotation shows (same ordering rules, every box counts)."""
+    boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
+    return read_number(boxes, torch.ones(len(boxes)), labels, score_thresh=0.0, dedup_iou=1.0)
+
+
+def number_accuracy(predicted: dict[int, str], truth: dict[int, str]) -> float:
+    """Fraction of images whose whole number is read exactly (images without digits count: '-1')."""
+    if not truth:
+        return float("nan")
+    return sum(predicted.get(i, NO_NUMBER) == t for i, t in truth.items()) / len(truth)
+
+
+def read_all(detections: list[dict], score_thresh: float, dedup_iou: float) -> dict[int, str]:
+    """{image_id: number} for detections [{'image_id', 'boxes', 'scores', 'labels'}, ...]."""
+    return {
+        d["image_id"]: read_number(d["boxes"], d["scores"], d["labels"], score_thresh, dedup_iou)
+        for d in detections
+    }
+
+
+def tune_read_threshold(
+    detections: list[dict],
+    truth: dict[int, str],
+    dedup_iou: float,
+    candidates: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
+) -> tuple[float, float]:
+    """The reading threshold with the best number accuracy on `truth` (ties: the lowest threshold)."""
+    best = (float(candidates[0]), -1.0)
+    for thresh in candidates:
+        acc = number_accuracy(read_all(detections, float(thresh), dedup_iou), truth)
+        if acc > best[1]:
+            best = (float(thresh), acc)
+    return best

@@ -1,0 +1,69 @@
+import numpy as np
+
+from digitdet.numbers import (
+    ground_truth_number,
+    is_vertical,
+    number_accuracy,
+    read_number,
+    tune_read_threshold,
+)
+
+import torch
+
+
+def lab(*digits):
+    return [d + 1 for d in digits]  # category ids 1..10 = digits 0..9
+
+
+def test_reads_left_to_right_by_centre():
+    boxes = [[40, 0, 50, 20], [0, 0, 10, 20], [20, 0, 30, 20]]
+    assert read_number(boxes, [0.9, 0.9, 0.9], lab(7, 1, 1), 0.5, 0.5) == "117"
+
+
+def test_duplicate_of_another_class_on_one_glyph_is_suppressed():
+    # "117 -> 1117": a '1' and a '7' proposed on the same glyph; only the stronger survives.
+    boxes = [[0, 0, 10, 20], [20, 0, 30, 20], [40, 0, 50, 20], [41, 0, 51, 20]]
+    scores = [0.9, 0.9, 0.95, 0.7]
+    assert read_number(boxes, scores, lab(1, 1, 7, 1), 0.5, 0.5) == "117"
+    # Without class-agnostic suppression (iou 1.0 keeps everything) the duplicate is read.
+    assert read_number(boxes, scores, lab(1, 1, 7, 1), 0.5, 1.0) == "1171"
+
+
+def test_threshold_and_empty():
+    boxes = [[0, 0, 10, 20], [20, 0, 30, 20]]
+    assert read_number(boxes, [0.9, 0.3], lab(4, 2), 0.5, 0.5) == "4"
+    assert read_number(boxes, [0.2, 0.3], lab(4, 2), 0.5, 0.5) == "-1"
+    assert read_number(np.zeros((0, 4)), [], [], 0.5, 0.5) == "-1"
+
+
+def test_vertical_stack_reads_top_to_bottom():
+    boxes = [[0, 50, 10, 70], [1, 0, 11, 20], [0, 25, 10, 45]]
+    assert is_vertical(torch.tensor(boxes, dtype=torch.float32))
+    assert read_number(boxes, [0.9] * 3, lab(3, 1, 2), 0.5, 0.5) == "123"
+
+
+def test_slanted_row_is_not_vertical():
+    # A rotated number: each digit a little lower, but side by side.
+    boxes = [[0, 0, 10, 20], [11, 6, 21, 26], [22, 12, 32, 32]]
+    assert not is_vertical(torch.tensor(boxes, dtype=torch.float32))
+    assert read_number(boxes, [0.9] * 3, lab(5, 6, 7), 0.5, 0.5) == "567"
+
+
+def test_ground_truth_number_and_accuracy():
+    assert ground_truth_number([[30, 0, 40, 20], [0, 0, 10, 20]], lab(0, 2)) == "20"
+    assert ground_truth_number(np.zeros((0, 4)), []) == "-1"
+    assert number_accuracy({1: "12", 2: "-1", 3: "5"}, {1: "12", 2: "7", 3: "5"}) == 2 / 3
+
+
+def test_tune_read_threshold_picks_the_best():
+    dets = [
+        {"image_id": 1, "boxes": np.array([[0, 0, 10, 20], [20, 0, 30, 20]]), "scores": np.array([0.9, 0.4]),
+         "labels": np.array(lab(1, 8))},
+        {"image_id": 2, "boxes": np.array([[0, 0, 10, 20]]), "scores": np.array([0.35]),
+         "labels": np.array(lab(3))},
+    ]
+    thresh, acc = tune_read_threshold(dets, {1: "1", 2: "3"}, 0.5, candidates=[0.1, 0.3, 0.5, 0.7])
+    # 0.3 reads "18" and "3" (1 right); 0.5 reads "1" and "-1" (1 right); nothing gets both.
+    assert acc == 0.5 and thresh == 0.1
+    thresh, acc = tune_read_threshold(dets, {1: "1", 2: "-1"}, 0.5, candidates=[0.1, 0.3, 0.5, 0.7])
+    assert (thresh, acc) == (0.5, 1.0)

@@ -1,0 +1,356 @@
+"""The course dataset layout: reading, validating, and serving it as (image, target) pairs.
+
+Layout: DATA_DIR/{train,valid,test}/*.png plus DATA_DIR/{train,valid}.json (test.json optional), COCO
+style: `bbox` is [x, y, w, h] in pixels and `category_id` 1..10 stands for digits 0..9. The model uses
+labels 1..10 directly (0 is its background), so label = category_id and nothing is remapped here.
+
+Every problem raises one `DataError` line naming the json/image file and the annotation/image id, e.g.
+`data/valid.json: annotation 17 (image 5): category_id 11 outside 1..10`.
+
+Boxes that overshoot the image a little (SVHN has many boxes starting at -1 or ending a pixel past
+the border) are clipped and counted in `CocoData.clipped`. The tolerance per side is
+max(OVERSHOOT_PX, OVERSHOOT_FRAC x the box side on that axis); a larger overshoot is an error because
+it means the box or the image size is wrong, not sloppy labelling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from digitdet.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+NUM_CATEGORIES = 10  # category_id 1..10 = digits 0..9
+OVERSHOOT_PX = 2.0
+OVERSHOOT_FRAC = 0.10
+
+PathLike = str | os.PathLike
+
+
+def split_paths(data_dir: PathLike, split: str) -> tuple[Path, Path | None]:
+    """(DATA_DIR/split, DATA_DIR/split.json or None when that json does not exist).
+
+    The image folder must exist; a json without its folder is an error too.
+    """
+    data_dir = Path(data_dir)
+    image_dir = data_dir / split
+    json_path = data_dir / f"{split}.json"
+    if not image_dir.is_dir():
+        hint = f" (but {json_path.name} exists)" if json_path.is_file() else ""
+        raise DataError(f"{image_dir}: image folder for split '{split}' not found{hint}")
+    return image_dir, (json_path if json_path.is_file() else None)
+
+
+def read_image(path: PathLike) -> Image.Image:
+    """Load any image file as 8-bit RGB.
+
+    Grayscale and palette images are expanded; 16-bit grayscale ('I;16*', 'I') is scaled to 8 bit
+    (x / 257, so 65535 -> 255); images with transparency (RGBA, LA, palette with a transparent colour)
+    are composited on white, because the colour under fully transparent pixels is arbitrary (often
+    black), and a white backdrop is what a viewer shows. Missing or undecodable files raise DataError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now so truncated files fail here, not later inside a DataLoader worker
+            return _to_rgb(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img.copy()
+    if img.mode.startswith("I;16") or img.mode == "I":
+        arr = np.asarray(img).astype(np.float64)
+        arr = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode == "F":
+        # Float images have no agreed range; assume 0..1 if it fits, else 0..255.
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+        arr = np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def image_size(path: Path, prefix: str = "") -> tuple[int, int]:
+    """(width, height) from the file header only (fast: no pixel decoding)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{prefix}{path}: cannot decode image ({exc})") from exc
+
+
+@dataclass
+class CocoData:
+    """Validated annotations of one split.
+
+    boxes[image_id] is a float32 (N, 4) array in xyxy pixels (clipped to the image); labels[image_id]
+    is int64 (N,) in 1..10. Every image has an entry (empty arrays for images without digits).
+    """
+
+    images: list[dict]
+    boxes: dict[int, np.ndarray]
+    labels: dict[int, np.ndarray]
+    raw: dict
+    clipped: int
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer (or an integral float such as 3.0 written by numpy-based tools), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_json(json_path: Path) -> dict:
+    if not json_path.is_file():
+        raise DataError(f"{json_path}: annotation file not found")
+    try:
+        text = json_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{json_path}: cannot read annotation file ({exc})") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise DataError(f"{json_path}: invalid JSON at {where}: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{json_path}: top level must be an object with 'images' and 'annotations'")
+    for key in ("images", "annotations"):
+        if key not in raw:
+            raise DataError(f"{json_path}: missing key '{key}'")
+        if not isinstance(raw[key], list):
+            raise DataError(f"{json_path}: '{key}' must be a list")
+    return raw
+
+
+def _check_image_record(json_path: Path, index: int, rec: Any) -> tuple[int, int, int]:
+    if not isinstance(rec, dict):
+        raise DataError(f"{json_path}: images[{index}] is not an object")
+    missing = [k for k in ("id", "file_name", "width", "height") if k not in rec]
+    name = f"image {rec['id']}" if "id" in rec else f"images[{index}]"
+    if missing:
+        raise DataError(f"{json_path}: {name}: missing key(s) {', '.join(missing)}")
+    image_id = _as_int(rec["id"])
+    if image_id is None:
+        raise DataError(f"{json_path}: images[{index}]: id {rec['id']!r} is not an integer")
+    if not isinstance(rec["file_name"], str) or not rec["file_name"]:
+        raise DataError(f"{json_path}: image {image_id}: file_name {rec['file_name']!r} is not a file name")
+    width, height = _as_int(rec["width"]), _as_int(rec["height"])
+    if width is None or height is None or width <= 0 or height <= 0:
+        size = f"{rec['width']!r}x{rec['height']!r}"
+        raise DataError(f"{json_path}: image {image_id}: width/height {size} must be positive integers")
+    return image_id, width, height
+
+
+def _check_box(where: str, bbox: Any, width: int, height: int) -> tuple[list[float], bool]:
+    """COCO [x, y, w, h] -> clipped [x1, y1, x2, y2] and whether clipping was needed."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        raise DataError(f"{where}: bbox {bbox!r} must be 4 numbers [x, y, w, h]")
+    if not all(_is_number(v) for v in bbox):
+        raise DataError(f"{where}: bbox {bbox!r} has a non-numeric or non-finite value")
+    x, y, w, h = (float(v) for v in bbox)
+    if w <= 0 or h <= 0:
+        raise DataError(f"{where}: degenerate bbox {bbox!r} (width and height must be > 0)")
+    x1, y1, x2, y2 = x, y, x + w, y + h
+    tol_x = max(OVERSHOOT_PX, OVERSHOOT_FRAC * w)
+    tol_y = max(OVERSHOOT_PX, OVERSHOOT_FRAC * h)
+    over = max(-x1, x2 - width, 0.0), max(-y1, y2 - height, 0.0)
+    if over[0] > tol_x or over[1] > tol_y:
+        raise DataError(
+            f"{where}: bbox {bbox!r} lies outside the {width}x{height} image "
+            f"by {max(over[0], over[1]):.1f} px (tolerance {OVERSHOOT_PX:g} px or "
+            f"{OVERSHOOT_FRAC:.0%} of the box side)"
+        )
+    clipped = [
+        min(max(x1, 0.0), width),
+        min(max(y1, 0.0), height),
+        min(max(x2, 0.0), width),
+        min(max(y2, 0.0), height),
+    ]
+    if clipped[2] - clipped[0] <= 0 or clipped[3] - clipped[1] <= 0:
+        raise DataError(f"{where}: bbox {bbox!r} has no area inside the {width}x{height} image")
+    return clipped, clipped != [x1, y1, x2, y2]
+
+
+def load_coco(json_path: PathLike, image_dir: PathLike | None = None, check_files: bool = True) -> CocoData:
+    """Read and validate one split's COCO json; see the module docstring for the rules.
+
+    image_dir defaults to the folder named like the json (train.json -> train/). With check_files,
+    every image file must exist and its header size must equal the json width/height (pixels are not
+    decoded here; `check_dataset` does that).
+    """
+    json_path = Path(json_path)
+    image_dir = Path(image_dir) if image_dir is not None else json_path.parent / json_path.stem
+    raw = _read_json(json_path)
+
+    sizes: dict[int, tuple[int, int]] = {}
+    for index, rec in enumerate(raw["images"]):
+        image_id, width, height = _check_image_record(json_path, index, rec)
+        if image_id in sizes:
+            raise DataError(f"{json_path}: duplicate image id {image_id}")
+        sizes[image_id] = (width, height)
+        if check_files:
+            path = image_dir / rec["file_name"]
+            if not path.is_file():
+                raise DataError(f"{json_path}: image {image_id}: file {path} not found")
+            real = image_size(path, prefix=f"{json_path}: image {image_id}: ")
+            if real != (width, height):
+                what = f"json says {width}x{height} but {path} is {real[0]}x{real[1]}"
+                raise DataError(f"{json_path}: image {image_id}: {what}")
+
+    boxes: dict[int, list[list[float]]] = {i: [] for i in sizes}
+    labels: dict[int, list[int]] = {i: [] for i in sizes}
+    seen_ann: set[int] = set()
+    clipped = 0
+    for index, ann in enumerate(raw["annotations"]):
+        if not isinstance(ann, dict):
+            raise DataError(f"{json_path}: annotations[{index}] is not an object")
+        name = f"annotation {ann['id']}" if "id" in ann else f"annotations[{index}]"
+        missing = [k for k in ("id", "image_id", "bbox", "category_id") if k not in ann]
+        if missing:
+            raise DataError(f"{json_path}: {name}: missing key(s) {', '.join(missing)}")
+        ann_id, image_id = _as_int(ann["id"]), _as_int(ann["image_id"])
+        if ann_id is None:
+            raise DataError(f"{json_path}: annotations[{index}]: id {ann['id']!r} is not an integer")
+        if ann_id in seen_ann:
+            raise DataError(f"{json_path}: duplicate annotation id {ann_id}")
+        seen_ann.add(ann_id)
+        if image_id is None or image_id not in sizes:
+            raise DataError(f"{json_path}: annotation {ann_id}: unknown image_id {ann['image_id']!r}")
+        where = f"{json_path}: annotation {ann_id} (image {image_id})"
+        category = _as_int(ann["category_id"])
+        if category is None or not 1 <= category <= NUM_CATEGORIES:
+            raise DataError(f"{where}: category_id {ann['category_id']!r} outside 1..{NUM_CATEGORIES}")
+        box, was_clipped = _check_box(where, ann["bbox"], *sizes[image_id])
+        clipped += was_clipped
+        boxes[image_id].append(box)
+        labels[image_id].append(category)
+
+    return CocoData(
+        images=list(raw["images"]),
+        boxes={i: np.asarray(b, dtype=np.float32).reshape(-1, 4) for i, b in boxes.items()},
+        labels={i: np.asarray(c, dtype=np.int64).reshape(-1) for i, c in labels.items()},
+        raw=raw,
+        clipped=clipped,
+    )
+
+
+def list_images(image_dir: PathLike) -> list[tuple[int, Path]]:
+    """Images of a folder without json, as (image_id, path) sorted by id; image_id = integer file stem.
+
+    Only files with an image suffix count (a README beside them is ignored); hidden files are skipped.
+    """
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise DataError(f"{image_dir}: image folder not found")
+    found: dict[int, Path] = {}
+    for path in sorted(image_dir.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        try:
+            image_id = int(path.stem)
+        except ValueError:
+            raise DataError(
+                f"{path}: file name must be an integer image id (like 12.png) when there is no json"
+            ) from None
+        if image_id in found:
+            raise DataError(f"{path}: image id {image_id} already used by {found[image_id].name}")
+        found[image_id] = path
+    if not found:
+        raise DataError(f"{image_dir}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return sorted(found.items())
+
+
+def _pil_to_float(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float32 (3, H, W) in [0, 1]."""
+    arr = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+
+class DigitDataset(torch.utils.data.Dataset):
+    """One split as (image, target) pairs for torchvision detection models.
+
+    image: float32 (3, H, W) in [0, 1] after `transforms` (no normalization: the model does that).
+    target: {'boxes': float32 (N, 4) xyxy pixels, 'labels': int64 (N,) in 1..10, 'image_id': int}.
+    Without ann_file the targets are empty and ids come from `list_images` (integer file stems).
+    `sizes` holds each original (width, height), before any upsampling.
+    """
+
+    def __init__(
+        self,
+        image_dir: PathLike,
+        ann_file: PathLike | None = None,
+        transforms: Callable[[Image.Image, dict], tuple[Any, dict]] | None = None,
+        check_files: bool = True,
+    ) -> None:
+        self.image_dir = Path(image_dir)
+        self.transforms = transforms
+        self.ann_file = Path(ann_file) if ann_file is not None else None
+        self.coco: CocoData | None = None
+        if ann_file is not None:
+            self.coco = load_coco(ann_file, self.image_dir, check_files=check_files)
+            self.image_ids = [_as_int(rec["id"]) for rec in self.coco.images]
+            self.file_paths = [self.image_dir / rec["file_name"] for rec in self.coco.images]
+            self.sizes = [(_as_int(rec["width"]), _as_int(rec["height"])) for rec in self.coco.images]
+        else:
+            listed = list_images(self.image_dir)
+            self.image_ids = [i for i, _ in listed]
+            self.file_paths = [p for _, p in listed]
+            self.sizes = [image_size(p) for p in self.file_paths]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
+        image_id = self.image_ids[index]
+        image = read_image(self.file_paths[index])
+        if self.coco is not None:
+            boxes = torch.from_numpy(self.coco.boxes[image_id].copy())
+            labels = torch.from_numpy(self.coco.labels[image_id].copy())
+        else:
+            boxes = torch.zeros((0, 4), dtype=torch.float32)
+            labels = torch.zeros((0,), dtype=torch.int64)
+        target = {"boxes": boxes, "labels": labels, "image_id": image_id}
+        if self.transforms is not None:
+            image, target = self.transforms(image, target)
+        if isinstance(image, Image.Image):  # transforms that stay in PIL (or none at all)
+            image = _pil_to_float(image)
+        return image, target
+
+
+def collate_detection(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """Keep images as a list: detection models take differently sized images (no stacking)."""
+    images = [image for image, _ in batch]
+    targets = [target for _, target in batch]
+    return images, targets

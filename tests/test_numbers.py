@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from digitdet.numbers import (
     ground_truth_number,
@@ -7,8 +8,6 @@ from digitdet.numbers import (
     read_number,
     tune_read_threshold,
 )
-
-import torch
 
 
 def lab(*digits):

@@ -1,0 +1,55 @@
+"""Checkpoints: one dict with the merged config, weights, optimizer/scheduler state and RNG states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from digitdet import io
+from digitdet.config import Config, load_config
+from digitdet.errors import ConfigError, DigitdetError
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    io.save_torch(path, state)  # atomic: a killed run never leaves a half-written checkpoint
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DigitdetError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+        raise DigitdetError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise DigitdetError(f"{path}: not a digitdet checkpoint (missing 'model' or 'config')")
+    return ckpt
+
+
+def config_from_checkpoint(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    # Overrides at prediction time (e.g. predict.nms_thresh=0.3) go on top of the trained config.
+    return load_config([], overrides, base=ckpt["config"])
+
+
+def model_from_checkpoint(path: str | Path, overrides=(), device: str | torch.device = "cpu"):
+    """(cfg, model in eval mode, checkpoint dict). The tuned reading threshold is applied to cfg."""
+    from dataclasses import replace
+
+    from digitdet.model import build_model
+
+    ckpt = load_checkpoint(path)
+    cfg = config_from_checkpoint(ckpt, overrides)
+    if ckpt.get("read_thresh") is not None and not any(o.startswith("predict.read_thresh") for o in overrides):
+        cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(ckpt["read_thresh"])))
+    # Never load user-supplied backbone weights again: the checkpoint already holds every weight.
+    cfg = replace(cfg, model=replace(cfg.model, backbone_weights=None))
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: weights do not fit the configured model ({first})") from None
+    return cfg, model.to(device).eval(), ckpt

@@ -1,0 +1,205 @@
+"""Command line: argument parsing and dispatch only; every command's work lives in a module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from digitdet.errors import DigitdetError
+
+
+def _cmd_synth(a: argparse.Namespace) -> int:
+    from digitdet.data.synth import generate_dataset, write_preview
+
+    if a.out is None and a.preview is None:
+        raise DigitdetError("synth: give OUT_DIR and/or --preview FILE.png")
+    if a.preview:
+        write_preview(a.preview, n=a.preview_n, seed=a.seed)
+        print(f"preview written to {a.preview}")
+    if a.out:
+        counts = {"train": a.train, "valid": a.valid, "test": a.test}
+        stats = generate_dataset(a.out, counts, seed=a.seed, workers=a.workers, progress=not a.quiet)
+        print(f"{stats['images']} images, {stats['boxes']} boxes in {stats['seconds']:.1f} s "
+              f"({stats['images_per_s']:.0f} images/s) -> {a.out}")
+    return 0
+
+
+def _cmd_check(a: argparse.Namespace) -> int:
+    from digitdet.data.check import check_dataset, format_summary
+
+    print(format_summary(check_dataset(a.data)))
+    return 0
+
+
+def _cmd_convert_svhn(a: argparse.Namespace) -> int:
+    from digitdet.data.svhn import convert_svhn
+
+    summary = convert_svhn(a.mat, a.out, image_dir=a.images)
+    print(json.dumps(summary))
+    return 0
+
+
+def _overrides(a: argparse.Namespace) -> list[str]:
+    extra = list(a.overrides)
+    if getattr(a, "max_epochs", None) is not None:
+        extra.append(f"train.epochs={a.max_epochs}")
+    if getattr(a, "limit", None) is not None:
+        extra += [f"train.limit={a.limit}", f"train.val_limit={a.limit}"]
+    if getattr(a, "minutes", None) is not None:
+        extra.append(f"train.max_minutes={a.minutes}")
+    return extra
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from digitdet import distributed
+    from digitdet.config import load_config
+    from digitdet.train import fit
+
+    cfg = load_config(a.config, _overrides(a))
+    summary = fit(cfg, a.data, a.out, resume=a.resume, progress=not a.quiet)
+    if not distributed.is_main():
+        return 0  # under torchrun only rank 0 reports
+    print(json.dumps({k: summary[k] for k in ("epochs", "best_val_mAP", "val_number_accuracy",
+                                              "read_thresh", "train_images_per_s")}))
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    import torch
+
+    from digitdet import io
+    from digitdet.checkpoint import model_from_checkpoint
+    from digitdet.evaluate import evaluate_split
+    from digitdet.metrics import format_stats
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, model, _ = model_from_checkpoint(a.checkpoint, tuple(a.overrides), device=device)
+    result, _, _ = evaluate_split(model, a.data, a.split, cfg, device, progress=not a.quiet)
+    print(format_stats(result["stats"]))
+    print(f"number accuracy = {result['number_accuracy']:.4f} "
+          f"(reading threshold {result['read_thresh']:.2f}, {result['images']} images)")
+    out = Path(a.out) if a.out else Path(a.checkpoint).parent
+    io.write_json(out / f"metrics_{a.split}.json", {k: v for k, v in result.items() if k != "stats"})
+    return 0
+
+
+def _cmd_predict(a: argparse.Namespace) -> int:
+    from digitdet.predict import predict_folder
+
+    runner = None
+    if a.onnx:
+        from digitdet.onnx_runtime import onnx_runner
+
+        runner = onnx_runner(a.onnx, progress=not a.quiet)
+    summary = predict_folder(a.checkpoint, a.images, a.out, ann_file=a.ann, overrides=tuple(a.overrides),
+                             visualize=a.visualize, runner=runner, progress=not a.quiet)
+    print(f"{summary['images']} images, {summary['boxes']} boxes, {summary['no_digit']} without digits "
+          f"-> {Path(a.out) / 'pred.json'}, {Path(a.out) / 'pred.csv'}")
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from digitdet.demo import format_summary, run_demo
+
+    counts = {"train": a.train, "valid": a.valid, "test": a.test}
+    summary = run_demo(a.out, data_dir=a.data, config=a.config, overrides=tuple(_overrides(a)),
+                       counts=counts, progress=not a.quiet)
+    print(format_summary(summary))
+    print(f"outputs in {a.out}: best.pt pred.json pred.csv curve.png gallery.png summary.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="digitdet", description="Find every digit in house-number photos and read the whole number."
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("synth", help="generate the synthetic house-number dataset")
+    s.add_argument("out", nargs="?", help="output folder (course layout)")
+    s.add_argument("--train", type=int, default=3000)
+    s.add_argument("--valid", type=int, default=500)
+    s.add_argument("--test", type=int, default=500)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--preview", help="write a PNG grid of samples with boxes")
+    s.add_argument("--preview-n", type=int, default=48)
+    s.set_defaults(func=_cmd_synth)
+
+    s = sub.add_parser("check", help="validate a dataset folder and print statistics")
+    s.add_argument("data", help="folder with train/ train.json valid/ valid.json [test/]")
+    s.set_defaults(func=_cmd_check)
+
+    s = sub.add_parser("convert-svhn", help="SVHN digitStruct.mat -> COCO json")
+    s.add_argument("mat")
+    s.add_argument("out")
+    s.add_argument("--images", help="folder of the SVHN images (for widths/heights)")
+    s.set_defaults(func=_cmd_convert_svhn)
+
+    def budget(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--max-epochs", type=int, help="shorthand for train.epochs=N")
+        sp.add_argument("--limit", type=int, help="use only the first N train/valid images (smoke test)")
+        sp.add_argument("--minutes", type=float, help="training time budget (train.max_minutes)")
+        sp.add_argument("overrides", nargs="*", metavar="section.key=value")
+
+    s = sub.add_parser("train", help="train a detector")
+    s.add_argument("--config", action="append", required=True, help="YAML config (repeat to stack)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    budget(s)
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="COCO stats + number accuracy of a checkpoint on a split")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="valid")
+    s.add_argument("--out", help="folder for metrics_SPLIT.json (default: the checkpoint's folder)")
+    s.add_argument("overrides", nargs="*", metavar="section.key=value")
+    s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("predict", help="write pred.json and pred.csv for a folder of images")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--images", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--ann", help="COCO json giving the image ids (default: integer file stems)")
+    s.add_argument("--visualize", type=int, default=0, metavar="N", help="gallery of N images")
+    s.add_argument("--onnx", help="run this exported model with onnxruntime instead of torch")
+    s.add_argument("overrides", nargs="*", metavar="section.key=value")
+    s.set_defaults(func=_cmd_predict)
+
+    s = sub.add_parser("demo", help="synthesize data, train, evaluate and predict (the README command)")
+    s.add_argument("--out", default="runs/demo")
+    s.add_argument("--data", default="data/synth")
+    s.add_argument("--config", default="cpu.yaml")
+    s.add_argument("--train", type=int, default=3000)
+    s.add_argument("--valid", type=int, default=500)
+    s.add_argument("--test", type=int, default=500)
+    budget(s)
+    s.set_defaults(func=_cmd_demo)
+
+    # Experiment commands (ablate, sweep, errors) and speed commands (export) register themselves.
+    from digitdet import cli_experiments, cli_speed
+
+    cli_experiments.register(sub, budget)
+    cli_speed.register(sub, budget)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DigitdetError as exc:
+        print(f"digitdet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digitdet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

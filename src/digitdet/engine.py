@@ -1,0 +1,116 @@
+"""Stateless steps: one training epoch, and batched inference. The training loop (train.py) owns state."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from digitdet.errors import TrainingError
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    epoch: int,
+    start_step: int,
+    set_lr: Callable[[int], None] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_grad_norm: float = 0.0,
+    stop_at: float | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train over `loader` once; returns mean losses, steps, images and seconds.
+
+    `set_lr(step)` is called before every optimizer step (warm-up / cosine). `stop_at` is a
+    time.monotonic() deadline: the epoch ends early once it passes (time-budgeted runs).
+    Raises TrainingError naming the step when the loss stops being finite.
+    """
+    model.train()
+    sums: dict[str, float] = {}
+    steps = images = 0
+    step = start_step
+    t0 = time.perf_counter()
+    use_amp = scaler is not None and device.type == "cuda"
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    for imgs, targets in bar:
+        if set_lr is not None:
+            set_lr(step)
+        imgs = [im.to(device, non_blocking=True) for im in imgs]
+        targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+        with torch.autocast(device.type, enabled=use_amp):
+            losses = model(imgs, targets)
+        loss = sum(losses.values())
+        if not math.isfinite(loss.item()):
+            detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise TrainingError(f"non-finite loss at epoch {epoch} step {step} ({detail}); lower train.lr")
+        optimizer.zero_grad(set_to_none=True)
+        if use_amp:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        if use_amp:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v.item()
+        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        steps += 1
+        step += 1
+        images += len(imgs)
+        bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        if stop_at is not None and time.monotonic() > stop_at:
+            break
+    seconds = time.perf_counter() - t0
+    out = {k: v / max(steps, 1) for k, v in sums.items()}
+    out.update(steps=steps, images=images, seconds=seconds, images_per_s=images / max(seconds, 1e-9))
+    return out
+
+
+@torch.inference_mode()
+def run_inference(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    *,
+    progress: bool = True,
+    desc: str = "predict",
+) -> list[dict]:
+    """Detections per image: [{'image_id', 'boxes' (N,4) xyxy float32, 'scores' (N,), 'labels' (N,)}].
+
+    Boxes are in the coordinates of the images the loader yields; `loader` yields (images, targets) and
+    each target carries 'image_id' and optionally 'scale' = (sx, sy), which boxes are divided by to
+    return to original-image pixels (undoing the data pipeline's upsampling).
+    """
+    model.eval()
+    out: list[dict] = []
+    for imgs, targets in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
+        imgs = [im.to(device, non_blocking=True) for im in imgs]
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            dets = model(imgs)
+        for det, target in zip(dets, targets):
+            boxes = det["boxes"].float().cpu()
+            sx, sy = target.get("scale", (1.0, 1.0))
+            if (sx, sy) != (1.0, 1.0):
+                boxes = boxes / torch.tensor([sx, sy, sx, sy])
+            out.append(
+                {
+                    "image_id": int(target["image_id"]),
+                    "boxes": boxes.numpy(),
+                    "scores": det["scores"].float().cpu().numpy(),
+                    "labels": det["labels"].cpu().numpy(),
+                }
+            )
+    return out

@@ -1,0 +1,224 @@
+"""fit(cfg): the training loop. Owns all state: optimizer, schedules, early stopping, checkpoints, resume.
+
+Run folder: config.yaml (merged config), metrics.jsonl (one line per epoch), last.pt (every epoch),
+best.pt (best validation mAP, with the tuned reading threshold), curve.png.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from digitdet import distributed, io, numbers
+from digitdet.checkpoint import load_checkpoint, save_checkpoint
+from digitdet.config import Config
+from digitdet.engine import train_one_epoch
+from digitdet.errors import DigitdetError
+from digitdet.evaluate import evaluate_split, truth_numbers
+from digitdet.loaders import make_dataset, train_loader
+from digitdet.model import build_model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv/linear weights only; norms and biases (1-D tensors) get none."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.train.weight_decay)
+    if cfg.train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=cfg.train.lr)
+
+
+
+class LrSchedule:
+    """Per-step learning rate: linear warm-up, then either a cosine to zero or a constant that
+    ReduceLROnPlateau lowers between epochs. With a time budget the cosine follows whichever of
+    steps or minutes is further along, so a short budget still ends at a low learning rate."""
+
+    def __init__(self, cfg: Config, total_steps: int, budget_s: float | None):
+        self.cfg, self.total_steps, self.budget_s = cfg, max(total_steps, 1), budget_s
+        self.scale = 1.0  # plateau reductions so far (product of factors)
+        self.elapsed_before = 0.0  # training seconds of earlier sessions (resume)
+        self.t0 = time.monotonic()
+
+    def progress(self, step: int) -> float:
+        frac = step / self.total_steps
+        if self.budget_s:
+            frac = max(frac, (self.elapsed_before + time.monotonic() - self.t0) / self.budget_s)
+        return min(frac, 1.0)
+
+    def lr(self, step: int) -> float:
+        t = self.cfg.train
+        warm = min(1.0, (step + 1) / t.warmup_iters) if t.warmup_iters > 0 else 1.0
+        if t.scheduler == "cosine":
+            return t.lr * warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * self.progress(step))))
+        return t.lr * warm * self.scale
+
+
+def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
+        progress: bool = True) -> dict:
+    """Train `cfg` on DATA/train, validate on DATA/valid each epoch; returns the final summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = cfg.train
+    rank, world, device = distributed.init()
+    torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // world))
+    seed_everything(t.seed)
+
+    train_ds = make_dataset(data_dir, "train", cfg, train=True, limit=t.limit)
+    model = build_model(cfg).to(device)
+    optimizer = make_optimizer(model, cfg)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=t.plateau_factor, patience=t.plateau_patience
+    )
+    scaler = torch.amp.GradScaler("cuda") if (t.amp and device.type == "cuda") else None
+    steps_per_epoch = max(1, len(train_ds) // (t.batch_size * world))
+    budget_s = t.max_minutes * 60 if t.max_minutes else None
+    sched = LrSchedule(cfg, steps_per_epoch * t.epochs, budget_s)
+
+    start_epoch, step, best, stale, history = 0, 0, -1.0, 0, []
+    if resume and (out / "last.pt").is_file():
+        ckpt = load_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        plateau.load_state_dict(ckpt["plateau"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, step, best, stale = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"], ckpt["stale"]
+        sched.scale, sched.elapsed_before = ckpt["lr_scale"], ckpt["train_seconds"]
+        history = ckpt["history"]
+    elif resume:
+        raise DigitdetError(f"{out / 'last.pt'}: nothing to resume")
+    if distributed.is_main():
+        io.write_text(out / "config.yaml", cfg.to_yaml())
+        if not resume:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+    net = distributed.wrap(model)  # the DDP wrapper trains; `model` is what we evaluate and save
+
+    def set_lr(s: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = sched.lr(s)
+
+    train_seconds = sched.elapsed_before
+    deadline = time.monotonic() + (budget_s - train_seconds) if budget_s else None
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, t.epochs):
+        loader = train_loader(train_ds, cfg, epoch, sampler=distributed.sampler(train_ds, t.seed, epoch))
+        stats = train_one_epoch(
+            net, loader, optimizer, device, epoch=epoch, start_step=step,
+            set_lr=set_lr, scaler=scaler, clip_grad_norm=t.clip_grad_norm,
+            stop_at=deadline if world == 1 else None,  # ranks must run the same number of steps
+            progress=progress and distributed.is_main(),
+        )
+        step += stats["steps"]
+        train_seconds += stats["seconds"]
+        val = None
+        if distributed.is_main():
+            val, _, _ = evaluate_split(model, data_dir, "valid", cfg, device, limit=t.val_limit,
+                                       progress=progress)
+        val = distributed.broadcast(val)
+        val_map = val["coco"]["AP"] if val["coco"]["AP"] is not None else 0.0
+        if cfg.train.scheduler == "plateau":
+            plateau.step(val_map)
+            sched.scale = optimizer.param_groups[0]["lr"] / t.lr  # the plateau's cut, kept per step
+        record = {
+            "epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+            "train": {k: round(v, 5) for k, v in stats.items()},
+            "val": val["coco"], "val_number_accuracy": val["number_accuracy"],
+            "seconds": round(stats["seconds"], 2), "train_seconds": round(train_seconds, 2),
+        }
+        history.append(record)
+        improved = val_map > best
+        best, stale = (val_map, 0) if improved else (best, stale + 1)
+        state = {
+            "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "plateau": plateau.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            "epoch": epoch, "step": step, "best": best, "stale": stale, "lr_scale": sched.scale,
+            "train_seconds": train_seconds, "history": history, "rng": rng_state(),
+            "val": val["coco"], "read_thresh": None,
+        }
+        if distributed.is_main():
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            if improved:
+                save_checkpoint(out / "best.pt", state)
+            save_checkpoint(out / "last.pt", state)
+            _plot(out, history)
+        distributed.barrier()
+        if progress and distributed.is_main():
+            print(f"epoch {epoch}: loss {stats['loss']:.3f}  val mAP {val_map:.3f}  "
+                  f"number acc {val['number_accuracy']:.3f}  {stats['images_per_s']:.1f} img/s")
+        if t.early_stop_patience and stale >= t.early_stop_patience:
+            break
+        if distributed.broadcast(deadline is not None and time.monotonic() > deadline):
+            break
+    summary = {"epochs": epoch + 1, "best_val_mAP": best, "train_seconds": train_seconds,
+               "train_images_per_s": _images_per_s(history) * world}
+    if not distributed.is_main():
+        distributed.barrier()
+        return summary
+    summary = finish(cfg, data_dir, out, device, progress=progress, summary=summary)
+    distributed.barrier()
+    return summary
+
+
+def _images_per_s(history: list[dict]) -> float:
+    images = sum(h["train"]["images"] for h in history)
+    seconds = sum(h["train"]["seconds"] for h in history)
+    return images / seconds if seconds else 0.0
+
+
+def finish(cfg: Config, data_dir, out: Path, device, *, progress: bool, summary: dict) -> dict:
+    """Tune the reading threshold of best.pt on the whole validation split and store it there."""
+    if not (out / "best.pt").is_file():
+        raise DigitdetError(f"{out}: training produced no checkpoint (no epoch finished)")
+    ckpt = load_checkpoint(out / "best.pt")
+    model = build_model(replace(cfg, model=replace(cfg.model, backbone_weights=None))).to(device)
+    model.load_state_dict(ckpt["model"])
+    val, dets, coco = evaluate_split(model, data_dir, "valid", cfg, device, progress=progress)
+    thresh, acc = numbers.tune_read_threshold(dets, truth_numbers(coco), cfg.predict.dedup_iou)
+    ckpt["read_thresh"] = thresh
+    ckpt["val"] = val["coco"]
+    ckpt["val_number_accuracy"] = acc
+    save_checkpoint(out / "best.pt", ckpt)
+    summary.update(val=val["coco"], val_number_accuracy=acc, read_thresh=thresh)
+    io.write_json(out / "train_summary.json", summary)
+    return summary
+
+
+def _plot(out: Path, history: list[dict]) -> None:
+    from digitdet.viz import plot_curve
+
+    plot_curve(history, out / "curve.png")

@@ -1,0 +1,55 @@
+"""The command line end to end on a tiny generated dataset, and its exit codes on bad input."""
+
+import json
+
+import pytest
+
+from digitdet.cli import main
+from tiny import CPU, TINY
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "data"
+    assert main(["-q", "synth", str(out), "--train", "8", "--valid", "4", "--test", "4",
+                 "--seed", "3", "--workers", "1"]) == 0
+    return out
+
+
+def test_synth_check_train_eval_predict(data, tmp_path, capsys):
+    assert main(["check", str(data)]) == 0
+    assert "train" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(CPU), "--data", str(data), "--out", str(run),
+                 "--max-epochs", "1", *TINY[1:]]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epochs"] == 1
+    assert main(["-q", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]" in out
+    assert "number accuracy" in out
+    metrics = json.loads((run / "metrics_valid.json").read_text())
+    assert set(metrics["coco"]) >= {"AP", "AP50", "AP75"} and 0 <= metrics["number_accuracy"] <= 1
+    pred = tmp_path / "pred"
+    assert main(["-q", "predict", "--checkpoint", str(run / "best.pt"), "--images", str(data / "test"),
+                 "--out", str(pred), "--visualize", "2"]) == 0
+    assert (pred / "pred.json").is_file() and (pred / "pred.csv").is_file() and (pred / "gallery.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["check", "{tmp}/nothing"], "nothing"),
+        (["train", "--config", str(CPU), "--data", "{tmp}/nothing", "--out", "{tmp}/r"], "nothing"),
+        (["train", "--config", str(CPU), "--data", "{data}", "--out", "{tmp}/r", "train.lrr=1"], "train.lrr"),
+        (["train", "--config", "{tmp}/missing.yaml", "--data", "{data}", "--out", "{tmp}/r"], "missing.yaml"),
+        (["eval", "--checkpoint", "{tmp}/none.pt", "--data", "{data}"], "none.pt"),
+        (["predict", "--checkpoint", "{tmp}/bad.pt", "--images", "{data}/test", "--out", "{tmp}/p"], "bad.pt"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(argv, fragment, data, tmp_path, capsys):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    argv = [a.format(tmp=tmp_path, data=data) for a in argv]
+    assert main(["-q", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitdet: error:") and fragment in err and "\n" not in err
+    assert not (tmp_path / "p" / "pred.json").exists()

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+import torch
+
+from digitdet import train as train_mod
+from digitdet.checkpoint import load_checkpoint, model_from_checkpoint
+from digitdet.config import load_config
+from digitdet.errors import DigitdetError, TrainingError
+from tiny import CPU, TINY, make_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def test_fit_writes_the_run_folder(data, tmp_path):
+    cfg = load_config([CPU], TINY)
+    summary = train_mod.fit(cfg, data, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "last.pt", "best.pt", "curve.png", "train_summary.json"):
+        assert (run / name).is_file(), name
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [0, 1]
+    assert {"loss", "loss_classifier", "images_per_s"} <= set(lines[0]["train"])
+    assert set(lines[0]["val"]) >= {"AP", "AP50", "ARl"} and "val_number_accuracy" in lines[0]
+    assert load_config([run / "config.yaml"]) == cfg  # the merged config round-trips
+    best = load_checkpoint(run / "best.pt")
+    assert 0.05 <= best["read_thresh"] <= 0.95  # tuned on validation and stored
+    assert summary["epochs"] == 2 and summary["train_images_per_s"] > 0
+    cfg2, model, _ = model_from_checkpoint(run / "best.pt")
+    assert cfg2.predict.read_thresh == best["read_thresh"]
+    assert not any(p.requires_grad and p.grad is not None for p in model.parameters())
+
+
+def test_resume_matches_an_uninterrupted_run(data, tmp_path, monkeypatch):
+    cfg = load_config([CPU], TINY)
+    train_mod.fit(cfg, data, tmp_path / "a", progress=False)
+
+    calls = {"n": 0}
+
+    def crash_after_first_epoch(out, history):
+        calls["n"] += 1
+        raise KeyboardInterrupt  # the process dies right after last.pt of epoch 0 was written
+
+    monkeypatch.setattr(train_mod, "_plot", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.fit(cfg, data, tmp_path / "b", progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    train_mod.fit(cfg, data, tmp_path / "b", resume=True, progress=False)
+
+    a = load_checkpoint(tmp_path / "a" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 1 and a["step"] == b["step"]
+    for key, tensor in a["model"].items():
+        assert torch.allclose(tensor.float(), b["model"][key].float(), atol=1e-5), key
+    assert len(b["history"]) == 2
+
+
+def test_resume_without_checkpoint_is_an_error(data, tmp_path):
+    with pytest.raises(DigitdetError, match="nothing to resume"):
+        train_mod.fit(load_config([CPU], TINY), data, tmp_path / "none", resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_with_the_step(data, tmp_path):
+    cfg = load_config([CPU], [*TINY, "train.lr=1e30", "train.warmup_iters=0", "train.clip_grad_norm=0"])
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 0 step \d+"):
+        train_mod.fit(cfg, data, tmp_path / "nan", progress=False)
+
+
+def test_no_weight_decay_on_norms_and_biases():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    decay, no_decay = train_mod.param_groups(model, 0.1)
+    assert [p.ndim for p in decay["params"]] == [4]
+    assert sorted(p.ndim for p in no_decay["params"]) == [1, 1, 1]
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_two_gloo_processes_train_like_torchrun(data, tmp_path):
+    """DDP on CPU: 2 processes under torch.distributed.run; rank 0 writes one consistent run folder."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "digitdet.cli", "-q", "train", "--config", str(CPU), "--data", str(data), "--out", str(out),
+           *TINY, "train.epochs=1", "train.threads=1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1  # written once, by rank 0
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["read_thresh"] is not None and ckpt["step"] == 1  # 8 images / (2 ranks x batch 4)

@@ -1,0 +1,23 @@
+"""Shared helpers for the end-to-end tests: a tiny synthetic dataset and a tiny training config."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = ROOT / "configs" / "cpu.yaml"
+SVHN4 = ROOT.parent / "shared" / "fixtures" / "svhn4"
+
+# Small enough to train an epoch in seconds on a CPU; same model family as the demo.
+TINY = [
+    "train.epochs=2", "train.batch_size=4", "train.max_minutes=null", "train.warmup_iters=2",
+    "data.workers=0", "model.min_size=[64]", "model.max_size=160",
+    "model.rpn_post_nms_top_n_train=64", "model.rpn_post_nms_top_n_test=32",
+    "model.box_batch_size_per_image=16", "model.representation_size=64", "predict.batch_size=4",
+]
+
+
+def make_tiny_dataset(root: Path, train: int = 8, valid: int = 4, test: int = 4, seed: int = 0) -> Path:
+    from digitdet.data.synth import generate_dataset
+
+    generate_dataset(root, {"train": train, "valid": valid, "test": test}, seed=seed, workers=1,
+                     progress=False)
+    return root

@@ -53,3 +53,16 @@ def test_bad_input_exits_non_zero_with_one_line(argv, fragment, data, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("digitdet: error:") and fragment in err and "\n" not in err
     assert not (tmp_path / "p" / "pred.json").exists()
+
+
+def test_demo_generates_data_trains_and_summarizes(tmp_path, capsys):
+    out, data = tmp_path / "demo", tmp_path / "synth"
+    assert main(["-q", "demo", "--out", str(out), "--data", str(data), "--train", "8", "--valid", "4",
+                 "--test", "4", *TINY, "train.epochs=1"]) == 0
+    assert (data / "test.json").is_file()  # the embedded dataset was generated
+    for name in ("best.pt", "pred.json", "pred.csv", "curve.png", "gallery.png", "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"mAP", "AP50", "number_accuracy", "minutes", "train_images_per_s"} <= set(summary)
+    assert 0 <= summary["mAP"] <= 1 and summary["minutes"] > 0
+    assert "| test number accuracy |" in capsys.readouterr().out

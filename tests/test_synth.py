@@ -1,0 +1,134 @@
+"""The synthetic house-number generator: determinism, tight boxes, COCO schema, statistics, preview."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitdet.data.synth import (
+    PREVIEW_CELL,
+    generate_dataset,
+    render_sample,
+    sample_rng,
+    write_preview,
+)
+from digitdet.errors import DataError
+
+COUNTS = {"train": 10, "valid": 4, "test": 3}
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return [render_sample(sample_rng(3, 0, i)) for i in range(1, 121)]
+
+
+def test_same_seed_same_bytes_any_workers(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    stats = generate_dataset(a, COUNTS, seed=5, workers=1, progress=False)
+    generate_dataset(b, COUNTS, seed=5, workers=2, progress=False)
+    generate_dataset(c, COUNTS, seed=6, workers=1, progress=False)
+    da, db, dc = _digest(a), _digest(b), _digest(c)
+    assert da == db
+    assert set(da) == set(dc) and da != dc
+    assert stats["images"] == 17 and stats["boxes"] > 17 and stats["images_per_s"] > 0
+
+
+def test_pool_path_matches_inline(tmp_path):
+    # >= 64 images goes through the worker pool; the first images must equal an inline render.
+    generate_dataset(tmp_path / "p", {"train": 64}, seed=2, workers=2, progress=False)
+    for i in (1, 33, 64):
+        s = render_sample(sample_rng(2, 0, i))
+        on_disk = np.asarray(Image.open(tmp_path / "p" / "train" / f"{i}.png").convert("RGB"))
+        assert np.array_equal(on_disk, np.asarray(s.image))
+
+
+def test_layout_and_coco_schema(tmp_path):
+    out = tmp_path / "ds"
+    generate_dataset(out, {"train": 6, "valid": 0, "test": 2}, seed=1, workers=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["test", "test.json", "train", "train.json"]
+    assert not list(tmp_path.glob(".ds.*")), "temp folder left behind"
+    for split, n in (("train", 6), ("test", 2)):
+        coco = json.loads((out / f"{split}.json").read_text())
+        assert set(coco) >= {"images", "annotations", "categories"}
+        assert coco["categories"] == [{"id": d + 1, "name": str(d)} for d in range(10)]
+        assert [im["id"] for im in coco["images"]] == list(range(1, n + 1))
+        assert sorted(p.name for p in (out / split).iterdir()) == sorted(f"{i}.png" for i in range(1, n + 1))
+        sizes = {}
+        for im in coco["images"]:
+            assert set(im) == {"id", "file_name", "width", "height"}
+            assert im["file_name"] == f"{im['id']}.png"
+            with Image.open(out / split / im["file_name"]) as f:
+                assert f.size == (im["width"], im["height"]) and f.mode == "RGB"
+            sizes[im["id"]] = (im["width"], im["height"])
+        ids = [a["id"] for a in coco["annotations"]]
+        assert ids == list(range(1, len(ids) + 1))
+        for a in coco["annotations"]:
+            assert set(a) == {"id", "image_id", "category_id", "bbox", "area", "iscrowd"}
+            assert 1 <= a["category_id"] <= 10 and a["iscrowd"] == 0
+            x, y, w, h = a["bbox"]
+            assert all(isinstance(v, float) for v in a["bbox"])
+            assert w > 0 and h > 0 and x >= 0 and y >= 0
+            W, H = sizes[a["image_id"]]
+            assert x + w <= W and y + h <= H
+            assert a["area"] == pytest.approx(w * h)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(DataError):
+        generate_dataset(tmp_path / "x", {"training": 3}, progress=False)
+    with pytest.raises(DataError):
+        generate_dataset(tmp_path / "x", {"train": -1}, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_boxes_tight_on_masks_and_inside(samples):
+    for s in samples:
+        W, H = s.image.size
+        assert len(s.boxes) == len(s.labels) == len(s.masks)
+        for (x0, y0, x1, y1), lab, m in zip(s.boxes, s.labels, s.masks):
+            assert 0 <= lab <= 9
+            assert m.shape == (H, W) and m.dtype == bool
+            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+            x0, y0, x1, y1 = int(x0), int(y0), int(x1), int(y1)
+            assert m[:, x0].any() and m[:, x1 - 1].any() and m[y0, :].any() and m[y1 - 1, :].any()
+            assert not m[:, :x0].any() and not m[:, x1:].any() and not m[:y0].any() and not m[y1:].any()
+
+
+def test_statistics_like_svhn(samples):
+    counts = Counter(len(s.boxes) for s in samples)
+    n = len(samples)
+    assert 0.08 < counts[1] / n < 0.35
+    assert 0.45 < counts[2] / n < 0.8
+    assert 0.05 < counts[3] / n < 0.3
+    assert counts[0] / n < 0.03 and sum(counts[k] for k in (4, 5, 6)) / n < 0.06
+    hs = np.array([b[3] - b[1] for s in samples for b in s.boxes])
+    ratios = np.array([(b[2] - b[0]) / (b[3] - b[1]) for s in samples for b in s.boxes])
+    assert 18 <= np.median(hs) <= 32 and np.percentile(hs, 5) >= 9
+    assert 0.45 <= np.median(ratios) <= 0.7
+    heights = np.array([s.image.height for s in samples])
+    assert heights.min() >= 8 and heights.max() <= 330
+    assert len({s.image.size for s in samples}) > len(samples) // 2
+
+
+def test_render_is_deterministic():
+    a, b = render_sample(sample_rng(9, 1, 4)), render_sample(sample_rng(9, 1, 4))
+    assert a.boxes == b.boxes and a.labels == b.labels
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+def test_preview_size(tmp_path):
+    p = tmp_path / "prev.png"
+    write_preview(p, n=10, seed=0, cols=4)
+    with Image.open(p) as im:
+        assert im.size == (4 * PREVIEW_CELL[0], 3 * PREVIEW_CELL[1])

@@ -1,0 +1,139 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from digitdet import cli
+from digitdet.config import load_config
+from digitdet.errors import DigitdetError
+from digitdet.export import BOX_TOL_PX, ExactResize, compare_detections, export_onnx
+from digitdet.model import build_model
+from digitdet.onnx_runtime import make_session, onnx_runner
+from digitdet.predict import predict_folder
+from tiny import CPU, SVHN4, TINY, make_tiny_dataset
+
+pytest.importorskip("onnxruntime")
+
+READ_LOW = "predict.read_thresh=0.05"  # random weights score ~0.1: read numbers from real detections
+# The graph takes one image at a time; eager batches pad images to a common size, which moves a random
+# model's detections, so the eager side of a file comparison runs at batch 1 too.
+BATCH1 = "predict.batch_size=1"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny random-weight checkpoint of the CPU model family, its ONNX export and 4 synthetic images."""
+    root = tmp_path_factory.mktemp("export")
+    cfg = load_config([CPU], TINY)
+    torch.manual_seed(0)
+    ckpt = root / "tiny.pt"
+    torch.save({"config": cfg.to_dict(), "model": build_model(cfg).state_dict()}, ckpt)
+    verify = [SVHN4 / "train"] if SVHN4.is_dir() else []
+    result = export_onnx(ckpt, root / "tiny.onnx", verify_images=verify, overrides=(READ_LOW,))
+    data = make_tiny_dataset(root / "data", train=0, valid=0, test=4)
+    return ckpt, root / "tiny.onnx", data, result
+
+
+def test_export_verified_against_eager(exported):
+    _, onnx_path, _, result = exported
+    v = result["verify"]
+    assert v["ok"], v["problems"]
+    assert v["images"] >= 5  # synthetic 52x23, typical, 741x350, 300x40 (+ the real fixtures)
+    assert v["max_box_diff_px"] <= BOX_TOL_PX and v["max_score_diff"] <= 1e-3
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert "backbone: resnet18" in meta["digitdet_config"]
+    session = make_session(onnx_path)
+    assert session.get_inputs()[0].shape[1:] == ["height", "width"]  # any image size, batch 1
+
+
+@pytest.mark.parametrize("min_size,max_size", [(104, 384), (64, 160), (800, 1333)])
+def test_exact_resize_gives_torchvision_sizes(min_size, max_size):
+    ref = GeneralizedRCNNTransform((min_size,), max_size, [0.0] * 3, [1.0] * 3).eval()
+    ours = ExactResize.like(ref).eval()
+    for h, w in [(23, 52), (40, 300), (350, 741), (83, 199), (1, 1), (600, 20)]:
+        x = torch.zeros(3, h, w)
+        assert ours.resize(x)[0].shape == ref.resize(x)[0].shape, (h, w)
+
+
+def test_export_leaves_the_model_untouched(exported):
+    from digitdet.checkpoint import model_from_checkpoint
+    from digitdet.export import trace_to_onnx
+
+    ckpt, _, _, _ = exported
+    _, model, _ = model_from_checkpoint(ckpt)
+    before = model.transform
+    trace_to_onnx(model, ckpt.parent / "again.onnx", opset=17)
+    assert model.transform is before and type(before) is GeneralizedRCNNTransform
+
+
+def _rows(path):
+    return list(csv.reader(path.read_text().splitlines()))
+
+
+def test_predict_onnx_writes_the_same_files(exported, tmp_path):
+    ckpt, onnx_path, data, _ = exported
+    eager = predict_folder(ckpt, data / "test", tmp_path / "eager", overrides=(READ_LOW, BATCH1), progress=False)
+    code = cli.main(["-q", "predict", "--checkpoint", str(ckpt), "--images", str(data / "test"),
+                     "--out", str(tmp_path / "onnx"), "--onnx", str(onnx_path), READ_LOW])
+    assert code == 0
+    assert _rows(tmp_path / "onnx" / "pred.csv") == _rows(tmp_path / "eager" / "pred.csv")
+    a = json.loads((tmp_path / "eager" / "pred.json").read_text())
+    b = json.loads((tmp_path / "onnx" / "pred.json").read_text())
+    assert eager["images"] == 4 and len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        assert (x["image_id"], x["category_id"]) == (y["image_id"], y["category_id"])
+        assert np.abs(np.subtract(x["bbox"], y["bbox"])).max() <= BOX_TOL_PX
+        assert abs(x["score"] - y["score"]) <= 1e-3
+
+
+def test_runner_on_real_fixture_matches_eager(exported, tmp_path):
+    if not SVHN4.is_dir():
+        pytest.skip("../shared/fixtures/svhn4 not present")
+    ckpt, onnx_path, _, _ = exported
+    args = {"ann_file": SVHN4 / "train.json", "overrides": (READ_LOW, BATCH1), "progress": False}
+    predict_folder(ckpt, SVHN4 / "train", tmp_path / "e", **args)
+    predict_folder(ckpt, SVHN4 / "train", tmp_path / "o", runner=onnx_runner(onnx_path, progress=False), **args)
+    rows = _rows(tmp_path / "o" / "pred.csv")
+    assert rows == _rows(tmp_path / "e" / "pred.csv") and [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_export_cli_and_user_errors(exported, tmp_path, capsys):
+    ckpt, _, _, _ = exported
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--opset", "13"]) == 0
+    assert out.stat().st_size > 1000 and "same numbers read" in capsys.readouterr().out
+    assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--opset", "9"]) == 2
+    assert "opset >= 11" in capsys.readouterr().err
+    assert cli.main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
+    with pytest.raises(DigitdetError, match="not found"):
+        onnx_runner(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(DigitdetError, match="not a loadable ONNX model"):
+        make_session(tmp_path / "junk.onnx")
+
+
+def test_int8_export_runs_and_is_smaller(exported, tmp_path):
+    ckpt, _, _, _ = exported
+    result = export_onnx(ckpt, tmp_path / "int8.onnx", synthetic=3, quantize=True)
+    assert result["quantized"] and result["verify"]["images"] == 3
+    assert result["verify"]["same_numbers"] == 3  # '-1' everywhere: random weights score below 0.65
+    assert result["bytes"] < 0.8 * (ckpt.parent / "tiny.onnx").stat().st_size
+
+
+def test_compare_detections_hand_made():
+    a = {"boxes": np.array([[0, 0, 10, 20], [30, 0, 40, 20]], np.float32), "scores": np.array([0.9, 0.5]),
+         "labels": np.array([2, 3])}
+    same = {k: v.copy() for k, v in a.items()}
+    assert compare_detections(a, same, 0.05) == (0.0, 0.0, [])
+    moved = {k: v.copy() for k, v in a.items()}
+    moved["boxes"][1, 0] += 1.0  # 1 px > tolerance
+    bd, _, problems = compare_detections(a, moved, 0.05)
+    assert bd == pytest.approx(1.0) and len(problems) == 2  # seen from both sides
+    missing = {k: v[:1] for k, v in a.items()}
+    assert any("no partner" in p for p in compare_detections(a, missing, 0.05)[2])
+    assert compare_detections(a, missing, 0.6)[2] == []  # below the compared score: ignored

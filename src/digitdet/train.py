@@ -11,7 +11,6 @@ import math
 import os
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from digitdet import distributed, io, numbers
-from digitdet.checkpoint import load_checkpoint, save_checkpoint
+from digitdet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from digitdet.config import Config
 from digitdet.engine import train_one_epoch
 from digitdet.errors import DigitdetError
@@ -204,9 +203,7 @@ def finish(cfg: Config, data_dir, out: Path, device, *, progress: bool, summary:
     """Tune the reading threshold of best.pt on the whole validation split and store it there."""
     if not (out / "best.pt").is_file():
         raise DigitdetError(f"{out}: training produced no checkpoint (no epoch finished)")
-    ckpt = load_checkpoint(out / "best.pt")
-    model = build_model(replace(cfg, model=replace(cfg.model, backbone_weights=None))).to(device)
-    model.load_state_dict(ckpt["model"])
+    _, model, ckpt = model_from_checkpoint(out / "best.pt", device=device)
     val, dets, coco = evaluate_split(model, data_dir, "valid", cfg, device, progress=progress)
     thresh, acc = numbers.tune_read_threshold(dets, truth_numbers(coco), cfg.predict.dedup_iou)
     ckpt["read_thresh"] = thresh

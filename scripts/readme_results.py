@@ -1,0 +1,117 @@
+"""Publish a finished `scripts/study.sh` run: copy its reports into docs/results/ and rewrite the README's
+Results section from them, so the section is never edited by hand.
+
+    python scripts/readme_results.py RUNS README.md docs/results --minutes M
+
+RUNS holds ablate/ (results.md, results.csv, results.png, curves.png), sweep/ (sweep.md, sweep.csv and
+galleries) and errors/ (errors.md and galleries). The README gets each report's text up to its first
+'## ' heading (the tables and the two ablation charts); the galleries stay in docs/results/*.md. Only
+the lines between the two markers change; a README without them is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import sys
+from pathlib import Path
+
+BEGIN = "<!-- results:begin (written by scripts/readme_results.py from a real run: do not edit by hand) -->"
+END = "<!-- results:end -->"
+# (run subfolder, report file, name in docs/results): the ablation's results.md becomes ablation.md
+REPORTS = [("ablate", "results.md", "ablation.md"), ("sweep", "sweep.md", "sweep.md"),
+           ("errors", "errors.md", "errors.md")]
+_LOCAL_LINK = re.compile(r"\]\(([\w.\-]+\.(?:png|md|csv))\)")
+
+
+def lead(md: str, docs: str) -> str:
+    """A report's text without its '# ' title, up to its first '## ' section, links pointing into `docs`."""
+    lines = md.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    cut = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    text = "\n".join(lines[:cut]).strip()
+    return _LOCAL_LINK.sub(lambda m: f"]({docs}/{m.group(1)})", text)
+
+
+def splice(readme: str, section: str) -> str:
+    """`readme` with everything between BEGIN and END replaced by `section`."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise ValueError("expected the results markers once each, begin before end")
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{section.strip()}\n{END}{tail}"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+        version = f"torch {torch.__version__}"
+    except ImportError:
+        gpu, version = "no GPU", "torch not importable"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, {version}"
+
+
+def publish(runs: Path, readme: Path, docs: Path, minutes: float | None) -> None:
+    sources = [(runs / sub / name, new) for sub, name, new in REPORTS]
+    missing = [str(p) for p, _ in sources if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)}: not found (run scripts/study.sh first)")
+    readme_text = readme.read_text(encoding="utf-8")
+    splice(readme_text, "")  # markers checked before anything is written
+    rel = os.path.relpath(docs, readme.parent)
+    tmp = docs.with_name(docs.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    parts = []
+    for (src, new), title in zip(sources, ["Ablation (`digitdet ablate`)", "Post-processing sweep (`digitdet sweep`)",
+                                           "Wrongly read numbers (`digitdet errors`)"]):
+        for f in src.parent.iterdir():  # the report's charts, galleries and csv
+            if f.suffix in {".png", ".csv"}:
+                shutil.copy2(f, tmp / ("ablation.csv" if f.name == "results.csv" else f.name))
+        text = src.read_text(encoding="utf-8").replace("](results.csv)", "](ablation.csv)")
+        (tmp / new).write_text(text, encoding="utf-8")
+        parts.append(f"### {title}\n\n{lead(text, rel)}\n\nThe whole report, galleries included: [{rel}/{new}]"
+                     f"({rel}/{new}).")
+    took = f"; `bash scripts/study.sh` took {minutes:g} min" if minutes is not None else ""
+    header = (f"Measured {datetime.date.today().isoformat()} on {machine()}{took}. Paths below are the run's "
+              f"own (`runs/study/`); the reports are copied to [{rel}/]({rel}/).")
+    new_readme = splice(readme_text, "\n\n".join([header, *parts]))
+    shutil.rmtree(docs, ignore_errors=True)
+    tmp.rename(docs)
+    part = readme.with_name(readme.name + ".tmp")
+    part.write_text(new_readme, encoding="utf-8")
+    part.replace(readme)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", type=Path)
+    p.add_argument("readme", type=Path)
+    p.add_argument("docs", type=Path)
+    p.add_argument("--minutes", type=float)
+    a = p.parse_args(argv)
+    try:
+        publish(a.runs, a.readme, a.docs, a.minutes)
+    except (OSError, ValueError) as exc:
+        print(f"readme_results: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,6 +67,15 @@ def test_shipped_deltas_are_small_and_load_over_the_cpu_base(path):
         assert variant.cfg.model.min_size is None and variant.cfg.data.upsample in (2.0, 4.0)
 
 
+def test_a_delta_that_changes_nothing_reuses_the_baseline_weights(tmp_path):
+    same, model = tmp_path / "same.yaml", tmp_path / "model.yaml"
+    same.write_text("predict:\n  nms_thresh: 0.3\n")  # cpu.yaml's own value
+    model.write_text("model:\n  fpn_channels: 64\n")
+    base, v_same, v_model = make_variants([CPU], [same, model], [])
+    assert (base.eval_only, v_same.eval_only, v_model.eval_only) == (False, True, False)
+    assert v_same.changes == "(none: same as the base)" and v_model.changes == "model.fpn_channels=64"
+
+
 def test_variant_names_must_be_unique(tmp_path):
     for name in ("baseline.yaml", "a/x.yaml", "b/x.yaml"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
@@ -81,8 +90,8 @@ def test_variant_names_must_be_unique(tmp_path):
 def ablation(tmp_path_factory):
     root = tmp_path_factory.mktemp("ablate")
     data = make_tiny_dataset(root / "data")
-    delta = root / "nms03.yaml"
-    delta.write_text("# evaluation only\npredict:\n  nms_thresh: 0.3\n")
+    delta = root / "nms05.yaml"
+    delta.write_text("# evaluation only\npredict:\n  nms_thresh: 0.5\n")
     runs = root / "runs"
     rows = run_ablation([CPU], [delta], data, runs, overrides=FAST, epochs=1, progress=False)
     return {"data": data, "delta": delta, "runs": runs, "rows": rows}
@@ -94,24 +103,24 @@ def _again(ab, **kw):
 
 def test_ablate_trains_evaluates_and_writes_the_report(ablation):
     runs, rows = ablation["runs"], ablation["rows"]
-    assert [r["variant"] for r in rows] == ["baseline", "nms03"]
+    assert [r["variant"] for r in rows] == ["baseline", "nms05"]
     assert [r["status"] for r in rows] == ["trained", "evaluated"]
     for name in ("results.md", "results.csv", "results.png", "curves.png"):
         assert (runs / name).is_file(), name
-    assert (runs / "baseline" / "best.pt").is_file() and not (runs / "nms03" / "best.pt").exists()
+    assert (runs / "baseline" / "best.pt").is_file() and not (runs / "nms05" / "best.pt").exists()
     table = list(csv.DictReader(io.StringIO((runs / "results.csv").read_text())))
-    assert [r["variant"] for r in table] == ["baseline", "nms03"]
+    assert [r["variant"] for r in table] == ["baseline", "nms05"]
     for r in table:
         for key in ("AP", "AP50", "AR100", "number_accuracy", "train_minutes", "infer_images_per_s", "epochs",
                     "changes"):
             assert r[key] != "", key
         assert float(r["infer_images_per_s"]) > 0 and r["epochs"] == "1"
-    assert table[1]["changes"] == "predict.nms_thresh=0.3 (baseline weights)"
+    assert table[1]["changes"] == "predict.nms_thresh=0.5 (baseline weights)"
     assert table[1]["train_minutes"] == table[0]["train_minutes"]  # the baseline's weights, its cost
     md = (runs / "results.md").read_text()
-    assert "| baseline |" in md and "| nms03 |" in md and "![learning curves](curves.png)" in md
-    result = json.loads((runs / "nms03" / "result.json").read_text())
-    assert result["config"]["predict"]["nms_thresh"] == 0.3 and result["images"] == 4
+    assert "| baseline |" in md and "| nms05 |" in md and "![learning curves](curves.png)" in md
+    result = json.loads((runs / "nms05" / "result.json").read_text())
+    assert result["config"]["predict"]["nms_thresh"] == 0.5 and result["images"] == 4
 
 
 def test_rerun_skips_finished_variants(ablation, monkeypatch, capsys):

@@ -86,14 +86,14 @@ def tiny(tmp_path_factory):
 
 def test_sweep_writes_one_row_per_value(tiny):
     data, ckpt = tiny
-    result = run_sweep(ckpt, data, ["nms=0.3,0.7", "score=0.05,0.5", "read=0.3", "dedup=1.0"], progress=False)
+    result = run_sweep(ckpt, data, ["nms=0.5,0.7", "score=0.05,0.5", "read=0.3", "dedup=1.0"], progress=False)
     out = ckpt.parent / "sweep"
     for name in ("sweep.md", "sweep.csv", "sweep.json"):
         assert (out / name).is_file(), name
     rows = result["rows"]
-    assert [r["setting"] for r in rows][1:] == ["nms=0.3", "nms=0.7", "score=0.05", "score=0.5", "read=0.3",
+    assert [r["setting"] for r in rows][1:] == ["nms=0.5", "nms=0.7", "score=0.05", "score=0.5", "read=0.3",
                                                 "dedup=1"]
-    assert rows[0]["setting"].startswith("checkpoint (nms 0.5, score 0.05, read 0.1, dedup 0.5)")
+    assert rows[0]["setting"].startswith("checkpoint (nms 0.3, score 0.05, read 0.1, dedup 0.3)")
     for r in rows:
         counts = [r[k] for k in ("correct", "extra", "missing", "misread", "gained", "lost", "changed")]
         assert all(type(v) is int and v >= 0 for v in counts)
@@ -103,8 +103,8 @@ def test_sweep_writes_one_row_per_value(tiny):
             assert (out / r["examples"]).is_file()
     assert rows[3]["changed"] == 0 and rows[3]["AP"] == rows[0]["AP"]  # score 0.05 = the checkpoint's own
     table = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
-    assert len(table) == len(rows) and table[1]["setting"] == "nms=0.3"
-    assert json.loads((out / "sweep.json").read_text())["reference"]["nms"] == 0.5
+    assert len(table) == len(rows) and table[1]["setting"] == "nms=0.5"
+    assert json.loads((out / "sweep.json").read_text())["reference"]["nms"] == 0.3
     assert "| nms=0.7 |" in (out / "sweep.md").read_text()
 
 

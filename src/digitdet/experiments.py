@@ -146,8 +146,10 @@ def make_variants(base: Sequence[str | Path], deltas: Sequence[str | Path], over
         cfg = load_config([*base, delta], overrides)
         diff = config_changes(cfg, base_cfg)
         text = "; ".join(f"{s}.{k}={json.dumps(v, separators=(',', ':'))}" for s, k, v in diff)
-        eval_only = bool(diff) and all(s == "predict" for s, _, _ in diff)
-        out.append(Variant(name, cfg, text or "(none)", eval_only))
+        # A delta that changes nothing (e.g. nms05.yaml over a base already at 0.5) is the baseline again:
+        # evaluated from its weights rather than trained a second time.
+        eval_only = all(s == "predict" for s, _, _ in diff)
+        out.append(Variant(name, cfg, text or "(none: same as the base)", eval_only))
     return out
 
 

@@ -24,8 +24,8 @@ fi
   --minutes 4 "$@"
 ckpt=runs/demo/best.pt
 [ -f "$ckpt" ] || ckpt="$runs/ablate/baseline/best.pt"
-"${dd[@]}" sweep --checkpoint "$ckpt" --data "$data" --out "$runs/sweep" nms=0.5,0.7 score=0.3,0.65 dedup=0.5 \
-  # one change at a time from the checkpoint's own row (cpu.yaml: nms 0.3, score 0.05, dedup 0.3)
+# One change at a time from the checkpoint's own row (cpu.yaml: nms 0.3, score 0.05, dedup 0.3).
+"${dd[@]}" sweep --checkpoint "$ckpt" --data "$data" --out "$runs/sweep" nms=0.5,0.7 score=0.3,0.65 dedup=0.5
 "${dd[@]}" errors --checkpoint "$ckpt" --data "$data" --out "$runs/errors"
 minutes=$(( ($(date +%s) - start + 30) / 60 ))
 .venv/bin/python scripts/readme_results.py "$runs" README.md docs/results --minutes "$minutes"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -341,15 +340,10 @@ def machine(device: str) -> str:
 
     if device == "cuda":
         return f"GPU {torch.cuda.get_device_name(0)} (AMP on), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    info = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
-             if ln.startswith("model name")] if info.is_file() else []
-    cpu = names[0] if names else cpu
-    from digitdet.onnx_runtime import cpu_cores
+    from digitdet.onnx_runtime import cpu_cores, cpu_name
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"CPU {cpu}, {cpu_cores()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    return (f"CPU {cpu_name()}, {cpu_cores()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"load average {load} at start")
 
 

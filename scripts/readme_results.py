@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import re
 import shutil
 import sys
@@ -22,9 +21,10 @@ from pathlib import Path
 
 BEGIN = "<!-- results:begin (written by scripts/readme_results.py from a real run: do not edit by hand) -->"
 END = "<!-- results:end -->"
-# (run subfolder, report file, name in docs/results): the ablation's results.md becomes ablation.md
-REPORTS = [("ablate", "results.md", "ablation.md"), ("sweep", "sweep.md", "sweep.md"),
-           ("errors", "errors.md", "errors.md")]
+# (run subfolder, report file, name in docs/results, README heading): results.md becomes ablation.md
+REPORTS = [("ablate", "results.md", "ablation.md", "Ablation (`digitdet ablate`)"),
+           ("sweep", "sweep.md", "sweep.md", "Post-processing sweep (`digitdet sweep`)"),
+           ("errors", "errors.md", "errors.md", "Wrongly read numbers (`digitdet errors`)")]
 _LOCAL_LINK = re.compile(r"\]\(([\w.\-]+\.(?:png|md|csv))\)")
 
 
@@ -48,54 +48,38 @@ def splice(readme: str, section: str) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import torch
+    import torch
 
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-        version = f"torch {torch.__version__}"
-    except ImportError:
-        gpu, version = "no GPU", "torch not importable"
-    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, {version}"
+    from digitdet.onnx_runtime import cpu_cores, cpu_name
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu_cores()} CPU cores ({cpu_name()}), {gpu}, torch {torch.__version__}"
 
 
 def publish(runs: Path, readme: Path, docs: Path, minutes: float | None) -> None:
-    sources = [(runs / sub / name, new) for sub, name, new in REPORTS]
-    missing = [str(p) for p, _ in sources if not p.is_file()]
+    from digitdet import io
+
+    missing = [str(runs / sub / name) for sub, name, _, _ in REPORTS if not (runs / sub / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)}: not found (run scripts/study.sh first)")
     readme_text = readme.read_text(encoding="utf-8")
     splice(readme_text, "")  # markers checked before anything is written
     rel = os.path.relpath(docs, readme.parent)
-    tmp = docs.with_name(docs.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     parts = []
-    for (src, new), title in zip(sources, ["Ablation (`digitdet ablate`)", "Post-processing sweep (`digitdet sweep`)",
-                                           "Wrongly read numbers (`digitdet errors`)"]):
-        for f in src.parent.iterdir():  # the report's charts, galleries and csv
-            if f.suffix in {".png", ".csv"}:
-                shutil.copy2(f, tmp / ("ablation.csv" if f.name == "results.csv" else f.name))
-        text = src.read_text(encoding="utf-8").replace("](results.csv)", "](ablation.csv)")
-        (tmp / new).write_text(text, encoding="utf-8")
-        parts.append(f"### {title}\n\n{lead(text, rel)}\n\nThe whole report, galleries included: [{rel}/{new}]"
-                     f"({rel}/{new}).")
+    with io.atomic_dir(docs) as tmp:
+        for sub, name, new, title in REPORTS:
+            src = runs / sub / name
+            for f in src.parent.iterdir():  # the report's charts, galleries and csv
+                if f.suffix in {".png", ".csv"}:
+                    shutil.copy2(f, tmp / ("ablation.csv" if f.name == "results.csv" else f.name))
+            text = src.read_text(encoding="utf-8").replace("](results.csv)", "](ablation.csv)")
+            (tmp / new).write_text(text, encoding="utf-8")
+            parts.append(f"### {title}\n\n{lead(text, rel)}\n\nThe whole report, galleries included: "
+                         f"[{rel}/{new}]({rel}/{new}).")
     took = f"; `bash scripts/study.sh` took {minutes:g} min" if minutes is not None else ""
     header = (f"Measured {datetime.date.today().isoformat()} on {machine()}{took}. Paths below are the run's "
               f"own (`runs/study/`); the reports are copied to [{rel}/]({rel}/).")
-    new_readme = splice(readme_text, "\n\n".join([header, *parts]))
-    shutil.rmtree(docs, ignore_errors=True)
-    tmp.rename(docs)
-    part = readme.with_name(readme.name + ".tmp")
-    part.write_text(new_readme, encoding="utf-8")
-    part.replace(readme)
+    io.write_text(readme, splice(readme_text, "\n\n".join([header, *parts])))
 
 
 def main(argv: list[str] | None = None) -> int:

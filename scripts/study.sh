@@ -2,8 +2,8 @@
 # The report's three studies at a reduced CPU budget, exactly as README "Results" shows them (~35-40 min
 # on 2 cores):
 #   1. `digitdet ablate`: the CPU baseline, anchors x2 / +4 and super-resolution x2 / x4 (each trained with
-#      the same seed for the same minutes), NMS 0.3 / 0.7 and no duplicate suppression (baseline weights);
-#   2. `digitdet sweep` of NMS and score thresholds (and dedup off) from one checkpoint, no retraining;
+#      the same seed for the same minutes), NMS 0.5 / 0.7 and no duplicate suppression (baseline weights);
+#   2. `digitdet sweep` of NMS, score and dedup thresholds (and dedup off) from one checkpoint, no retraining;
 #   3. `digitdet errors`: the wrongly read numbers, by kind.
 # Data: data/synth (the demo's; generated when missing). Checkpoint for 2 and 3: runs/demo/best.pt when
 # `bash scripts/demo.sh` has run, else the ablation's baseline. Outputs go to runs/study/; then

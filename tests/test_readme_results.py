@@ -29,7 +29,7 @@ def test_splice_replaces_only_between_the_markers():
 
 def _study(tmp_path):
     runs = tmp_path / "runs"
-    for sub, name, _ in rr.REPORTS:
+    for sub, name, _, _ in rr.REPORTS:
         (runs / sub).mkdir(parents=True)
         report = f"# {sub}\n\n| {sub} table |\n\n![chart]({sub}.png)\n\n## more\n\n![g](g_{sub}.png)\n"
         (runs / sub / name).write_text(report)
@@ -48,7 +48,7 @@ def test_publish_copies_reports_and_rewrites_the_section(tmp_path):
     assert rr.main([str(runs), str(readme), str(tmp_path / "docs" / "results"), "--minutes", "37"]) == 0
     text = readme.read_text()
     assert text.startswith("# X\n") and text.endswith(f"{rr.END}\n## Speed\n") and "old" not in text
-    assert "took 37 min" in text and "| ablate table |" in text and "| errors table |" in text
+    assert "CPU cores (" in text and "took 37 min" in text and "| ablate table |" in text and "| errors table |" in text
     assert "](docs/results/sweep.png)" in text and "g_sweep" not in text  # galleries stay in the reports
     docs = sorted(p.name for p in (tmp_path / "docs" / "results").iterdir())
     assert docs == ["ablate.png", "ablation.csv", "ablation.md", "errors.md", "errors.png", "sweep.md", "sweep.png"]

@@ -28,6 +28,18 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    import platform
+
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def make_session(onnx_path: str | Path, *, threads: int | None = None, device: str = "cpu"):
     """An onnxruntime.InferenceSession with every graph optimization on and one intra-op thread per core
     (inter-op parallelism off: the detector is one chain of ops). device 'cuda' uses the CUDA provider

@@ -66,3 +66,68 @@ def test_demo_generates_data_trains_and_summarizes(tmp_path, capsys):
     assert {"mAP", "AP50", "number_accuracy", "minutes", "train_images_per_s"} <= set(summary)
     assert 0 <= summary["mAP"] <= 1 and summary["minutes"] > 0
     assert "| test number accuracy |" in capsys.readouterr().out
+
+
+def _folder_digest(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_demo_never_replaces_a_users_dataset(data, tmp_path, capsys):
+    # Real data without test.json (the README calls it optional) plus the user's own notes.
+    mine = tmp_path / "my_course_data"
+    for split in ("train", "valid", "test"):
+        for src in sorted((data / split).glob("*.png")):
+            (mine / split).mkdir(parents=True, exist_ok=True)
+            (mine / split / src.name).write_bytes(src.read_bytes())
+    for split in ("train", "valid"):
+        (mine / f"{split}.json").write_bytes((data / f"{split}.json").read_bytes())
+    (mine / "notes.txt").write_text("my labelling notes\n")
+    before = _folder_digest(mine)
+    assert main(["-q", "demo", "--out", str(tmp_path / "demo"), "--data", str(mine), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitdet: error:") and "\n" not in err
+    assert str(mine) in err and "test.json" in err and "untouched" in err
+    assert _folder_digest(mine) == before
+    assert not (tmp_path / "demo" / "best.pt").exists()
+
+
+def test_synth_refuses_a_non_empty_folder_but_replaces_its_own(tmp_path, capsys):
+    def synth(folder, train=2):
+        return main(["-q", "synth", str(folder), "--train", str(train), "--valid", "1", "--test", "1",
+                     "--workers", "1"])
+
+    target = tmp_path / "photos"
+    target.mkdir()
+    (target / "house.jpg").write_bytes(b"my photo")
+    assert synth(target) == 2
+    err = capsys.readouterr().err
+    assert "house.jpg" in err and "refusing" in err
+    assert (target / "house.jpg").read_bytes() == b"my photo" and len(list(target.iterdir())) == 1
+    ours = tmp_path / "ours"
+    assert synth(ours) == 0
+    assert synth(ours, train=3) == 0  # regenerating its own output is fine
+    assert len(list((ours / "train").glob("*.png"))) == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert synth(empty) == 0
+
+
+# torch's DataLoader tears its worker queues down while a feeder thread still runs: noise, not ours.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_bad_image_read_by_loader_workers_is_one_line(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(CPU), "--data", str(data), "--out", str(run),
+                 "--max-epochs", "1", *TINY[1:]]) == 0
+    capsys.readouterr()
+    images = tmp_path / "images"
+    images.mkdir()
+    for src in sorted((data / "test").glob("*.png"))[:3]:
+        (images / src.name).write_bytes(src.read_bytes())
+    whole = (images / "1.png").read_bytes()
+    (images / "1.png").write_bytes(whole[: len(whole) // 2])  # the header reads, the pixels do not
+    argv = ["-q", "predict", "--checkpoint", str(run / "best.pt"), "--images", str(images),
+            "--out", str(tmp_path / "p"), "data.workers=2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitdet: error:") and "1.png" in err
+    assert "\n" not in err and "Traceback" not in err and "worker" not in err

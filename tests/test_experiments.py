@@ -6,9 +6,11 @@ import io
 import json
 
 import pytest
+import yaml
 
 from digitdet import experiments
 from digitdet.cli import main
+from digitdet.config import Config
 from digitdet.errors import DigitdetError
 from digitdet.experiments import COLUMNS, Column, csv_table, make_variants, markdown_table, run_ablation
 from tiny import CPU, ROOT, TINY, make_tiny_dataset
@@ -56,12 +58,39 @@ def test_min_column_and_ties():
     assert experiments.best_cells(rows, Column("x", "x")) == {2}
 
 
+def _yaml_sections(path):
+    """{section: {key: value}} a YAML config file sets, its `_base_` chain resolved (read here with PyYAML)."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = raw.pop("_base_", None)
+    out = _yaml_sections(path.parent / base) if base else {}
+    for section, values in raw.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def _expected_changes(delta):
+    """'section.key=value; ...' for the keys `delta` sets to something else than cpu.yaml (over the
+    dataclass defaults), in the config's section and field order."""
+    defaults = Config().to_dict()
+    base, own = _yaml_sections(CPU), _yaml_sections(delta)
+    parts = []
+    for section, fields in defaults.items():
+        for key in fields:
+            if key in own.get(section, {}):
+                value = own[section][key]
+                if base.get(section, {}).get(key, fields[key]) != value:
+                    parts.append(f"{section}.{key}={json.dumps(value, separators=(',', ':'))}")
+    return "; ".join(parts)
+
+
 @pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.stem)
 def test_shipped_deltas_are_small_and_load_over_the_cpu_base(path):
     lines = path.read_text().splitlines()
     assert 3 <= len(lines) <= 10
     (variant,) = make_variants([CPU], [path], [])[1:]
-    assert variant.name == path.stem and variant.changes != "(none)"
+    expected = _expected_changes(path)
+    assert expected, f"{path.name} changes nothing over cpu.yaml"
+    assert variant.name == path.stem and variant.changes == expected
     assert variant.eval_only == path.stem.startswith(("nms", "dedup"))
     if path.stem.startswith("scale"):
         assert variant.cfg.model.min_size is None and variant.cfg.data.upsample in (2.0, 4.0)
@@ -183,3 +212,29 @@ def test_resume_after_interruption_retrain_on_changed_config_and_with_force(abla
         _again(ablation, force=True)
     assert calls == [("baseline", False, 1)]
     assert not (run / "last.pt").exists() and not (run / "result.json").exists()  # nothing stale is kept
+
+
+def test_an_unreadable_run_config_stops_and_deletes_nothing(tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "baseline"
+    run.mkdir(parents=True)
+    files = {"train_summary.json": "{}", "best.pt": "weights", "last.pt": "weights", "metrics.jsonl": "{}\n",
+             "config.yaml": "train:\n  no_such_key: 1\n"}
+    for name, text in files.items():
+        (run / name).write_text(text)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a run whose config could not be read was retrained")
+
+    monkeypatch.setattr(experiments, "fit", fail)
+    cfg = make_variants([CPU], [], [])[0].cfg
+    with pytest.raises(DigitdetError, match=r"config\.yaml cannot be read .*no_such_key.*nothing was deleted"):
+        experiments.train_variant(cfg, tmp_path / "data", run, progress=False)
+    assert {p.name: p.read_text() for p in run.iterdir()} == files
+
+
+def test_a_torn_metrics_line_is_a_clear_error(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 0}\n{"epoch": 1, "val": {"AP"\n')
+    with pytest.raises(DigitdetError, match=r"metrics\.jsonl:2: not a JSON line"):
+        experiments._history(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 0}\n\n{"epoch": 1}\n')
+    assert [h["epoch"] for h in experiments._history(tmp_path)] == [0, 1]

@@ -33,15 +33,20 @@ def samples():
     return [render_sample(sample_rng(3, 0, i)) for i in range(1, 121)]
 
 
+# 64 images in all: the smallest dataset generate_dataset renders in a worker pool when workers > 1
+# (fewer run inline whatever `workers` says). Three splits, so the pool's chunks of 8 cross split borders.
+POOL_COUNTS = {"train": 36, "valid": 17, "test": 11}
+
+
 def test_same_seed_same_bytes_any_workers(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    stats = generate_dataset(a, COUNTS, seed=5, workers=1, progress=False)
-    generate_dataset(b, COUNTS, seed=5, workers=2, progress=False)
-    generate_dataset(c, COUNTS, seed=6, workers=1, progress=False)
+    stats = generate_dataset(a, POOL_COUNTS, seed=5, workers=1, progress=False)  # inline
+    generate_dataset(b, POOL_COUNTS, seed=5, workers=2, progress=False)  # worker pool
+    generate_dataset(c, POOL_COUNTS, seed=6, workers=2, progress=False)
     da, db, dc = _digest(a), _digest(b), _digest(c)
-    assert da == db
+    assert len(da) > 64 and da == db  # every PNG and every COCO json byte-identical
     assert set(da) == set(dc) and da != dc
-    assert stats["images"] == 17 and stats["boxes"] > 17 and stats["images_per_s"] > 0
+    assert stats["images"] == 64 and stats["boxes"] > 64 and stats["images_per_s"] > 0
 
 
 def test_pool_path_matches_inline(tmp_path):
@@ -56,8 +61,12 @@ def test_pool_path_matches_inline(tmp_path):
 def test_layout_and_coco_schema(tmp_path):
     out = tmp_path / "ds"
     generate_dataset(out, {"train": 6, "valid": 0, "test": 2}, seed=1, workers=1, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["test", "test.json", "train", "train.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["digitdet-synth.json", "test", "test.json", "train",
+                                                     "train.json"]
     assert not list(tmp_path.glob(".ds.*")), "temp folder left behind"
+    marker = json.loads((out / "digitdet-synth.json").read_text())
+    assert marker["seed"] == 1 and marker["counts"] == {"train": 6, "valid": 0, "test": 2}
+    assert len(marker["textures"]) == 13 and "brick" in marker["textures"] and marker["fonts"]
     for split, n in (("train", 6), ("test", 2)):
         coco = json.loads((out / f"{split}.json").read_text())
         assert set(coco) >= {"images", "annotations", "categories"}
@@ -132,3 +141,36 @@ def test_preview_size(tmp_path):
     write_preview(p, n=10, seed=0, cols=4)
     with Image.open(p) as im:
         assert im.size == (4 * PREVIEW_CELL[0], 3 * PREVIEW_CELL[1])
+
+
+def test_a_texture_that_fails_to_load_is_an_error_not_a_different_dataset(tmp_path, monkeypatch):
+    import skimage.data
+
+    from digitdet.data import synth_style
+
+    def broken():
+        raise OSError("file missing from the wheel")
+
+    monkeypatch.setattr(skimage.data, "brick", broken)
+    synth_style.textures.cache_clear()
+    try:
+        with pytest.raises(DataError, match=r"skimage\.data\.brick could not be loaded \(file missing"):
+            synth_style.textures()
+        with pytest.raises(DataError, match="brick"):
+            generate_dataset(tmp_path / "ds", {"train": 2}, seed=0, workers=1, progress=False)
+        assert not (tmp_path / "ds").exists()
+    finally:
+        synth_style.textures.cache_clear()
+    monkeypatch.undo()
+    assert len(synth_style.textures()) == len(synth_style.TEXTURE_NAMES)
+
+
+def test_generating_into_a_users_folder_is_refused_and_leaves_it_untouched(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "1.png").write_bytes(b"real photo")
+    (folder / "train.json").write_text("{}")
+    with pytest.raises(DataError, match=r"not empty \(train, train\.json\).*refusing"):
+        generate_dataset(folder, {"train": 2}, seed=0, workers=1, progress=False)
+    assert (folder / "train" / "1.png").read_bytes() == b"real photo" and (folder / "train.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"], "temp folder left behind"

@@ -13,7 +13,7 @@ from digitdet.config import load_config
 from digitdet.data.coco import DigitDataset, load_coco, split_paths
 from digitdet.data.transforms import build_transforms
 from digitdet.engine import run_inference
-from digitdet.errors import DigitdetError
+from digitdet.errors import DataError, DigitdetError
 from digitdet.evaluate import score_detections, truth_numbers
 from digitdet.loaders import inference_loader
 from digitdet.predict import gallery, write_predictions
@@ -31,11 +31,22 @@ def find_config(name: str) -> Path:
 
 
 def ensure_dataset(data_dir: Path, counts: dict[str, int], seed: int, progress: bool) -> bool:
-    """Generate the embedded synthetic dataset unless a complete one is already there."""
+    """Use a complete dataset as it is (train, valid and test json: the demo scores the test split);
+    generate the embedded synthetic one into a missing or empty folder or over an earlier synthetic one.
+    Anything else is a user's folder: DataError, nothing touched. Returns True when data was generated."""
+    from digitdet.data.synth import SYNTH_MARKER, check_replaceable, generate_dataset
+
     if all((data_dir / f"{s}.json").is_file() for s in counts):
         return False
-    from digitdet.data.synth import generate_dataset
-
+    try:
+        check_replaceable(data_dir)
+    except DataError:
+        missing = [f"{s}.json" for s in counts if not (data_dir / f"{s}.json").is_file()]
+        raise DataError(
+            f"{data_dir}: the demo needs {', '.join(f'{s}.json' for s in counts)} (missing: {', '.join(missing)}) "
+            f"and this folder is not digitdet's synthetic data (no {SYNTH_MARKER}), so it is left untouched; "
+            "pass --data with a new folder for the synthetic data, or use `digitdet train` on your own data"
+        ) from None
     generate_dataset(data_dir, counts, seed=seed, progress=progress)
     return True
 
@@ -58,7 +69,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, data_dir: str | Path = "data/
     dataset = DigitDataset(image_dir, ann_file, transforms=build_transforms(cfg.data, train=False))
     loader = inference_loader(dataset, cfg.predict.batch_size, cfg.data.workers)
     t_inf = time.perf_counter()
-    dets = run_inference(model, loader, device, progress=progress, desc="predict test")
+    dets = run_inference(model, loader, device, progress=progress, desc="predict test", amp=cfg.train.amp)
     infer_s = time.perf_counter() - t_inf
     read = write_predictions(out, dets, cfg)
     summary = {"data": str(data), "generated_data": generated, "synth_seconds": round(synth_s, 1)}

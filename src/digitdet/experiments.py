@@ -154,10 +154,15 @@ def make_variants(base: Sequence[str | Path], deltas: Sequence[str | Path], over
 
 
 def _same_config(run: Path, cfg: Config) -> bool:
-    try:
-        return (run / "config.yaml").is_file() and load_config([run / "config.yaml"]) == cfg
-    except DigitdetError:
+    """Whether the run folder was trained with `cfg`. An unreadable config.yaml is an error, never a
+    reason to clear the run: the caller would delete finished work to retrain it."""
+    if not (run / "config.yaml").is_file():
         return False
+    try:
+        return load_config([run / "config.yaml"]) == cfg
+    except DigitdetError as exc:
+        raise DigitdetError(f"{run}: its config.yaml cannot be read ({exc}); nothing was deleted: fix the "
+                            "file, or remove the run folder to retrain it") from None
 
 
 def _clear(run: Path) -> None:
@@ -323,7 +328,15 @@ def _history(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = []
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DigitdetError(f"{path}:{no}: not a JSON line ({exc.msg}); the run's log is damaged") from None
+    return out
 
 
 def _value(v) -> float:

@@ -9,6 +9,9 @@ Image `i` (ids from 1) of split number `k` (train 0, valid 1, test 2) is drawn f
 number of worker processes. Fonts come from the font-* packages and matplotlib, textures from
 scikit-image's bundled photos: nothing is downloaded. The look and the box rule are described in
 synth_render / synth_scene.
+
+Every generated folder holds SYNTH_MARKER (seed, counts, fonts and textures used). Only a missing or
+empty folder, or one holding that marker, is ever written: generating never replaces a user's data.
 """
 
 from __future__ import annotations
@@ -29,11 +32,34 @@ from digitdet.errors import DataError
 from digitdet.io import atomic_dir, atomic_path, write_json
 
 __all__ = ["SPLITS", "Sample", "generate_dataset", "render_sample", "write_preview", "sample_rng",
-           "PREVIEW_CELL"]
+           "PREVIEW_CELL", "SYNTH_MARKER", "is_synthetic", "check_replaceable"]
 
 SPLITS = ("train", "valid", "test")
 CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]
 PREVIEW_CELL = (192, 112)  # (width, height) of one preview tile, label strip included
+SYNTH_MARKER = "digitdet-synth.json"  # written into every generated folder: it is ours to replace
+
+
+def is_synthetic(folder: str | os.PathLike) -> bool:
+    """True when `folder` was written by generate_dataset (it holds SYNTH_MARKER)."""
+    return (Path(folder) / SYNTH_MARKER).is_file()
+
+
+def check_replaceable(folder: str | os.PathLike) -> None:
+    """Raise DataError unless `folder` is missing, empty, or digitdet's own synthetic output.
+
+    generate_dataset replaces the whole folder, so anything else in it (a user's real data, notes) would
+    be lost."""
+    path = Path(folder)
+    if not path.exists() or is_synthetic(path):
+        return
+    if not path.is_dir():
+        raise DataError(f"{path}: exists and is not a folder; refusing to replace it with synthetic data")
+    entries = sorted(p.name for p in path.iterdir())
+    if entries:
+        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+        raise DataError(f"{path}: not empty ({shown}) and not digitdet's synthetic data (no {SYNTH_MARKER}); "
+                        "refusing to replace it: choose a new or empty folder")
 
 
 def sample_rng(seed: int, split_no: int, index: int) -> np.random.Generator:
@@ -83,13 +109,15 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
                      progress: bool = True) -> dict:
     """Write OUT/{split}/1.png... and OUT/{split}.json (COCO) for each split with a count > 0.
 
-    The folder is built beside OUT and moved into place only when complete. Returns
+    The folder is built beside OUT and moved into place only when complete; OUT must be missing, empty or
+    an earlier synthetic output (else DataError, nothing touched). Returns
     {'images', 'boxes', 'seconds', 'images_per_s'}."""
     from tqdm import tqdm
 
     counts = _check_counts(counts)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+    check_replaceable(out_dir)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     total = sum(counts.values())
     t0 = time.perf_counter()
@@ -123,6 +151,12 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
             start += n
             n_boxes += len(coco["annotations"])
             write_json(tmp / f"{split}.json", coco, indent=None)
+        write_json(tmp / SYNTH_MARKER, {
+            "generator": "digitdet.data.synth", "seed": int(seed), "counts": counts,
+            "fonts": [os.path.basename(f) for f in synth_style.font_files()],
+            "textures": list(synth_style.TEXTURE_NAMES),
+        })
+        check_replaceable(out_dir)  # again: something may have appeared there while we rendered
     secs = time.perf_counter() - t0
     return {"images": total, "boxes": n_boxes, "seconds": round(secs, 3),
             "images_per_s": round(total / secs, 2) if secs > 0 else 0.0}

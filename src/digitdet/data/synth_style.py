@@ -133,21 +133,23 @@ def font_metrics(path: str) -> tuple[float, float]:
 
 @lru_cache(maxsize=1)
 def textures() -> tuple[Image.Image, ...]:
-    """Real photos shipped inside scikit-image's wheel (skimage.data), loaded once per process."""
-    out = []
+    """Real photos shipped inside scikit-image's wheel (skimage.data), loaded once per process.
+
+    Every one must load: a texture silently missing would change the data a seed produces. Raises
+    DataError naming the texture and the reason otherwise."""
     try:
         import skimage.data as skd
-    except ImportError:  # pragma: no cover - scikit-image is a dependency
-        return ()
+    except ImportError as exc:
+        raise DataError(f"synthetic textures need scikit-image ({exc}); pip install scikit-image") from None
+    out = []
     for name in TEXTURE_NAMES:
         try:
             a = np.asarray(getattr(skd, name)())
-        except Exception:  # noqa: BLE001 - a missing optional image just means one texture less
-            continue
+        except Exception as exc:  # noqa: BLE001 - any failure is reported with the texture's name
+            raise DataError(f"synthetic texture skimage.data.{name} could not be loaded ({exc})") from None
         if a.dtype != np.uint8:
-            continue
-        im = Image.fromarray(a)
-        out.append(im.convert("RGB"))
+            raise DataError(f"synthetic texture skimage.data.{name} has dtype {a.dtype}, expected uint8")
+        out.append(Image.fromarray(a).convert("RGB"))
     return tuple(out)
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from digitdet.config import ANCHOR_PRESETS, Config, load_config, parse_override
 from digitdet.errors import ConfigError
@@ -24,14 +25,79 @@ def test_seed_config_holds_the_report_settings():
     assert cfg.model.min_size is None  # no silent 800-px resize
 
 
+def _yaml_settings(path: Path) -> dict:
+    """{section: {key: value}} a YAML config file sets, its `_base_` chain resolved here with PyYAML."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = raw.pop("_base_", None)
+    out = _yaml_settings(path.parent / base) if base else {}
+    for section, values in raw.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def test_every_shipped_config_loads():
     files = sorted(CONFIGS.rglob("*.yaml"))
-    assert len(files) >= 2
+    assert len(files) >= 2 and any(p.parent.name == "ablations" for p in files)
     for path in files:
-        if path.parent.name == "ablations":
-            load_config([CONFIGS / "cpu.yaml", path])
-        else:
-            load_config([path])
+        stack = [CONFIGS / "cpu.yaml", path] if path.parent.name == "ablations" else [path]
+        cfg = load_config(stack)
+        expected: dict = {}
+        for f in stack:
+            for section, values in _yaml_settings(f).items():
+                expected.setdefault(section, {}).update(values)
+        if path.name == "cpu.yaml":  # the base chain was followed: seed.yaml's own settings are there too
+            assert expected["train"]["optimizer"] == "adamw" and expected["model"]["roi_output_size"] == 7
+        checked = 0
+        for section, values in expected.items():
+            for key, value in values.items():
+                actual = getattr(getattr(cfg, section), key)
+                if isinstance(actual, float) and isinstance(value, str):
+                    value = float(value)  # PyYAML reads e.g. 5e-5 (no dot) as a string
+                assert _plain(actual) == _plain(value), f"{path.name}: {section}.{key}"
+                checked += 1
+        assert checked >= 3, path.name
+
+
+def test_cpu_config_builds_the_model_it_describes():
+    """build_model(cpu.yaml) has the backbone, FPN, anchors and sampler sizes the file asks for."""
+    import torchvision
+
+    from digitdet.model import build_model
+
+    m = _yaml_settings(CONFIGS / "cpu.yaml")["model"]
+    p = _yaml_settings(CONFIGS / "cpu.yaml")["predict"]
+    model = build_model(load_config([CONFIGS / "cpu.yaml"]))
+    # Backbone: exactly torchvision's resnet18 trunk (every tensor name and shape), batch norm, not frozen.
+    assert m["backbone"] == "resnet18"
+    ref = {k: v.shape for k, v in getattr(torchvision.models, m["backbone"])().state_dict().items()
+           if not k.startswith("fc.")}
+    body = model.backbone.body
+    assert {k: v.shape for k, v in body.state_dict().items()} == ref
+    assert {type(x).__name__ for x in body.modules() if "Norm" in type(x).__name__} == {"BatchNorm2d"}
+    # FPN over layer2..4 (resnet18 widths 64 * 2 ** (i - 1)) with fpn_channels outputs, + a pool level.
+    assert body.return_layers == {f"layer{i}": str(k) for k, i in enumerate(m["returned_layers"])}
+    fpn = model.backbone.fpn
+    assert [b[0].in_channels for b in fpn.inner_blocks] == [64 * 2 ** (i - 1) for i in m["returned_layers"]]
+    assert model.backbone.out_channels == m["fpn_channels"] == 128
+    assert {b[0].out_channels for b in [*fpn.inner_blocks, *fpn.layer_blocks]} == {m["fpn_channels"]}
+    assert model.rpn.head.conv[0][0].in_channels == m["fpn_channels"]
+    # Anchors: the custom sizes per level, the same aspect ratios on each.
+    gen = model.rpn.anchor_generator
+    assert gen.sizes == tuple(tuple(s) for s in m["anchor_sizes"]) and len(gen.sizes) == len(m["returned_layers"]) + 1
+    assert gen.aspect_ratios == (tuple(m["aspect_ratios"]),) * len(m["anchor_sizes"])
+    assert gen.num_anchors_per_location() == [len(m["anchor_sizes"][0]) * len(m["aspect_ratios"])] * 4
+    # RPN and RoI sampling / proposal counts, detection thresholds, the resize's short sides.
+    assert model.rpn._pre_nms_top_n["testing"] == m["rpn_pre_nms_top_n_test"] == 300
+    assert model.rpn._post_nms_top_n == {"training": m["rpn_post_nms_top_n_train"],
+                                         "testing": m["rpn_post_nms_top_n_test"]}
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == m["box_batch_size_per_image"] == 64
+    assert model.roi_heads.box_roi_pool.featmap_names == ["0", "1", "2"]
+    assert (model.roi_heads.nms_thresh, model.roi_heads.score_thresh) == (p["nms_thresh"], p["score_thresh"])
+    assert tuple(model.transform.min_size) == tuple(m["min_size"])
 
 
 def test_base_chain_and_overrides(tmp_path):
@@ -92,3 +158,27 @@ def test_parse_override_values():
     assert parse_override("model.anchor_sizes=[[32],[64]]") == (["model", "anchor_sizes"], [[32], [64]])
     assert parse_override("train.limit=null") == (["train", "limit"], None)
     assert set(ANCHOR_PRESETS) == {"x2", "plus4"}
+
+
+def test_anchor_sizes_without_the_custom_preset_is_an_error():
+    with pytest.raises(ConfigError, match="anchor_preset=custom"):
+        load_config([], ["model.anchor_sizes=[[8],[16],[32],[64],[128]]"])  # preset x2 would ignore them
+    cfg = load_config([], ["model.anchor_preset=custom", "model.anchor_sizes=[[8],[16],[32],[64],[128]]"])
+    assert cfg.anchor_sizes() == ((8,), (16,), (32,), (64,), (128,))
+    # Going back to a preset from cpu.yaml means dropping its sizes too; the message says how.
+    with pytest.raises(ConfigError, match="anchor_sizes=null"):
+        load_config([CONFIGS / "cpu.yaml"], ["model.anchor_preset=x2"])
+    assert load_config([CONFIGS / "cpu.yaml"], ["model.anchor_preset=x2", "model.anchor_sizes=null",
+                                                "model.returned_layers=[1,2,3,4]"]).anchor_sizes()[0] == (4, 8, 16)
+
+
+def test_invalid_yaml_is_an_error_naming_the_place(tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.lr=\[1,.*not valid YAML.*line 1, column"):
+        load_config([], ["train.lr=[1,"])
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_override("model.backbone_weights=a: b: c")
+    assert parse_override("model.backbone_weights='a: b: c'")[1] == "a: b: c"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: 0.1\n  epochs: [1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML .* at line \d+, column \d+"):
+        load_config([bad])

@@ -72,22 +72,155 @@ def test_cpu_config_levels_and_no_resize_by_default():
 
 
 def test_normalizes_exactly_once():
-    cfg = load_config([], ["model.backbone=resnet18"])
-    model = build_model(cfg)
-    image = torch.full((3, 8, 8), 0.5)
-    norm = model.transform.normalize(image)
-    mean, std = torch.tensor(cfg.model.image_mean), torch.tensor(cfg.model.image_std)
-    assert torch.allclose(norm[:, 0, 0], (0.5 - mean) / std)
+    """Dataset pipeline -> model: pixels reach the backbone as (p / 255 - mean) / std, normalized once.
+
+    A Normalize added to build_transforms breaks the [0, 1] check; one more normalize inside the model's
+    transform (KeepSizeTransform or the resizing one) breaks the batched-tensor check."""
+    from PIL import Image
+
+    from digitdet.config import DataConfig
+    from digitdet.data.transforms import build_transforms
+
+    rgb = (200, 100, 30)
+    pil = Image.new("RGB", (64, 32), rgb)
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    pixels = torch.tensor(rgb, dtype=torch.float64) / 255
+    image, _ = build_transforms(DataConfig(), train=False)(pil, empty)
+    assert image.shape == (3, 32, 64)
+    torch.testing.assert_close(image, pixels.float()[:, None, None].expand(3, 32, 64), rtol=0, atol=1e-6)
+
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64)  # ImageNet statistics, written out here
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64)
+    once = ((pixels - mean) / std).float()
+    # No resize (KeepSizeTransform, the seed's min_size null) and torchvision's resize (32 -> 48 px).
+    for overrides, size in (([], (32, 64)), (["model.min_size=48"], (48, 96))):
+        cfg = load_config([], ["model.backbone=resnet18", *overrides])
+        assert (cfg.model.image_mean, cfg.model.image_std) == (tuple(mean.tolist()), tuple(std.tolist()))
+        model = build_model(cfg).eval()
+        with torch.no_grad():
+            batch, _ = model.transform([image])
+        assert batch.image_sizes == [size]
+        got = batch.tensors[0, :, : size[0], : size[1]]
+        torch.testing.assert_close(got, once[:, None, None].expand_as(got), rtol=0, atol=1e-5)
 
 
 def test_backbone_weights_mismatch_is_a_clear_error(tmp_path):
     import torchvision
 
+    # A resnet18 state dict with values no initialisation produces: every float tensor drawn at random.
+    torch.manual_seed(1234)
     good = torchvision.models.resnet18().state_dict()
+    for key, value in good.items():
+        if value.is_floating_point():
+            value.copy_(torch.rand_like(value) + 0.5 if key.endswith("running_var") else torch.randn_like(value))
     torch.save(good, tmp_path / "r18.pt")
-    build_model(load_config([], ["model.backbone=resnet18", f"model.backbone_weights={tmp_path / 'r18.pt'}"]))
+    loaded = build_model(load_config([], ["model.backbone=resnet18",
+                                          f"model.backbone_weights={tmp_path / 'r18.pt'}"]))
+    plain = build_model(load_config([], ["model.backbone=resnet18"]))
+    body, plain_body = loaded.backbone.body.state_dict(), plain.backbone.body.state_dict()
+    trunk_keys = [k for k in good if not k.startswith("fc.")]
+    assert sorted(body) == sorted(trunk_keys)  # the FPN's body is the whole trunk up to layer4
+    for key in trunk_keys:
+        assert torch.equal(body[key], good[key]), key
+        if good[key].is_floating_point():
+            assert not torch.equal(plain_body[key], good[key]), key
     with pytest.raises(ConfigError, match="does not match"):
         build_model(load_config([], ["model.backbone=resnet34",
                                      f"model.backbone_weights={tmp_path / 'r18.pt'}"]))
     with pytest.raises(ConfigError, match="not found"):
         build_model(load_config([], ["model.backbone=resnet18", "model.backbone_weights=/nope.pt"]))
+
+
+# Two values for every model key: the built detector must differ between them. A key added to
+# ModelConfig without an entry here fails the test, so no key can silently do nothing again.
+_CUSTOM = ["model.anchor_preset=custom"]
+KEY_VALUES = {
+    "backbone": (["model.backbone=resnet18"], ["model.backbone=resnet34"]),
+    "norm": ([], ["model.norm=groupnorm"]),
+    "returned_layers": ([], ["model.returned_layers=[2,3,4]", "model.anchor_preset=custom",
+                             "model.anchor_sizes=[[8],[16],[32],[64]]"]),
+    "fpn_channels": (["model.fpn_channels=64"], ["model.fpn_channels=128"]),
+    "anchor_preset": (["model.anchor_preset=x2"], ["model.anchor_preset=plus4"]),
+    "anchor_sizes": ([*_CUSTOM, "model.anchor_sizes=[[4],[8],[16],[32],[64]]"],
+                     [*_CUSTOM, "model.anchor_sizes=[[6],[12],[24],[48],[96]]"]),
+    "aspect_ratios": (["model.aspect_ratios=[1.0]"], ["model.aspect_ratios=[2.0]"]),
+    "roi_output_size": (["model.roi_output_size=5"], ["model.roi_output_size=7"]),
+    "roi_sampling_ratio": (["model.roi_sampling_ratio=1"], ["model.roi_sampling_ratio=2"]),
+    "representation_size": (["model.representation_size=64"], ["model.representation_size=96"]),
+    "min_size": (["model.min_size=null"], ["model.min_size=[64]"]),
+    "max_size": (["model.max_size=100"], ["model.max_size=200"]),
+    "image_mean": ([], ["model.image_mean=[0.5,0.5,0.5]"]),
+    "image_std": ([], ["model.image_std=[0.5,0.5,0.5]"]),
+    "rpn_pre_nms_top_n_train": ([], ["model.rpn_pre_nms_top_n_train=100"]),
+    "rpn_post_nms_top_n_train": ([], ["model.rpn_post_nms_top_n_train=100"]),
+    "rpn_pre_nms_top_n_test": ([], ["model.rpn_pre_nms_top_n_test=100"]),
+    "rpn_post_nms_top_n_test": ([], ["model.rpn_post_nms_top_n_test=100"]),
+    "rpn_batch_size_per_image": ([], ["model.rpn_batch_size_per_image=64"]),
+    "box_batch_size_per_image": ([], ["model.box_batch_size_per_image=64"]),
+    "box_detections_per_img": ([], ["model.box_detections_per_img=10"]),
+    "backbone_weights": ([], ["model.backbone_weights={weights}"]),
+}
+
+
+def _fingerprint(model) -> dict:
+    """What a model key can change: every parameter/buffer shape and value sum, the pre/post-processing
+    settings torchvision keeps as attributes, and what the transform does to a large image."""
+    rpn, heads, tr = model.rpn, model.roi_heads, model.transform
+    model.eval()
+    with torch.no_grad():
+        images, _ = tr([torch.full((3, 60, 300), 0.5)])
+    return {
+        "weights": {k: (tuple(v.shape), round(float(v.double().sum()), 3)) for k, v in model.state_dict().items()},
+        "anchors": (rpn.anchor_generator.sizes, rpn.anchor_generator.aspect_ratios),
+        "rpn": (rpn._pre_nms_top_n, rpn._post_nms_top_n, rpn.fg_bg_sampler.batch_size_per_image),
+        "heads": (heads.fg_bg_sampler.batch_size_per_image, heads.detections_per_img),
+        "roi_align": (heads.box_roi_pool.output_size, heads.box_roi_pool.sampling_ratio),
+        "transform": (images.image_sizes, images.tensors[0, :, 0, 0].tolist()),
+    }
+
+
+def test_every_model_key_changes_the_built_model(tmp_path):
+    import dataclasses
+
+    import torchvision
+
+    from digitdet.config import ModelConfig
+
+    assert set(KEY_VALUES) == {f.name for f in dataclasses.fields(ModelConfig)}
+    torch.manual_seed(1)
+    weights = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    small = ["model.backbone=resnet18", "model.fpn_channels=32", "model.representation_size=32"]
+    for key, (a, b) in KEY_VALUES.items():
+        prints = []
+        for extra in (a, b):
+            cfg = load_config([], [*small, *(o.format(weights=weights) for o in extra)])
+            torch.manual_seed(0)  # identical random init: only the key differs
+            prints.append(_fingerprint(build_model(cfg)))
+        assert prints[0] != prints[1], f"model.{key} does not change the built model"
+
+
+def test_box_head_width_follows_representation_size():
+    cfg = load_config([], ["model.backbone=resnet18", "model.representation_size=96", "model.fpn_channels=64",
+                           "model.roi_output_size=5"])
+    heads = build_model(cfg).roi_heads
+    assert heads.box_head.fc6.in_features == 64 * 5 * 5 and heads.box_head.fc6.out_features == 96
+    assert heads.box_head.fc7.out_features == 96 and heads.box_predictor.cls_score.in_features == 96
+    assert heads.box_predictor.cls_score.out_features == 11 and heads.box_predictor.bbox_pred.out_features == 44
+
+
+def test_max_size_caps_images_when_min_size_is_null():
+    cfg = load_config([], ["model.backbone=resnet18", "model.min_size=null", "model.max_size=200",
+                           "predict.score_thresh=0.0"])
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        images, _ = model.transform([torch.rand(3, 40, 400), torch.rand(3, 30, 150)])
+        assert images.image_sizes == [(20, 200), (30, 150)]  # the long one halved, the short one kept
+        out = model([torch.rand(3, 40, 400)])[0]
+    assert len(out["boxes"]) > 0
+    assert out["boxes"][:, 2].max() > 200  # mapped back to the 400-px input, not left at 200
+    assert (out["boxes"][:, 2] <= 400 + 1e-3).all() and (out["boxes"][:, 3] <= 40 + 1e-3).all()
+    model.train()
+    target = {"boxes": torch.tensor([[100.0, 4.0, 140.0, 36.0]]), "labels": torch.tensor([3])}
+    images, targets = model.transform([torch.rand(3, 40, 400)], [target])
+    assert images.image_sizes == [(20, 200)] and targets[0]["boxes"].tolist() == [[50.0, 2.0, 70.0, 18.0]]

@@ -69,3 +69,34 @@ def test_non_integer_stem_without_json_is_an_error(trained, tmp_path):
 
 def test_csv_text_sorted():
     assert pred_csv_text({10: "5", 2: "-1", 3: "117"}) == "image_id,pred_label\n2,-1\n3,117\n10,5\n"
+
+
+def test_train_amp_false_turns_mixed_precision_off_at_inference(trained, tmp_path, monkeypatch):
+    import contextlib
+
+    import torch
+
+    from digitdet import engine
+    from digitdet.checkpoint import model_from_checkpoint
+    from digitdet.evaluate import evaluate_split
+
+    # (autocast on CUDA with amp on cannot be checked here: torch disables it on a machine without CUDA)
+    assert not engine.autocast(torch.device("cuda"), False)._enabled
+    assert not engine.autocast(torch.device("cpu"), True)._enabled  # CPU inference stays float32
+    seen = []
+
+    def spy(device, amp):
+        seen.append(bool(amp))
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(engine, "autocast", spy)
+    data, ckpt = trained
+    for amp in (False, True):
+        cfg, model, _ = model_from_checkpoint(ckpt, (f"train.amp={str(amp).lower()}",))
+        seen.clear()
+        evaluate_split(model, data, "valid", cfg, torch.device("cpu"), progress=False)
+        assert seen and set(seen) == {amp}
+        seen.clear()
+        predict_folder(ckpt, data / "test", tmp_path / f"p{amp}", overrides=(f"train.amp={str(amp).lower()}",),
+                       progress=False)
+        assert seen and set(seen) == {amp}

@@ -7,6 +7,7 @@ from digitdet import train as train_mod
 from digitdet.checkpoint import load_checkpoint, model_from_checkpoint
 from digitdet.config import load_config
 from digitdet.errors import DigitdetError, TrainingError
+from digitdet.model import build_model
 from tiny import CPU, TINY, make_tiny_dataset
 
 
@@ -31,7 +32,18 @@ def test_fit_writes_the_run_folder(data, tmp_path):
     assert summary["epochs"] == 2 and summary["train_images_per_s"] > 0
     cfg2, model, _ = model_from_checkpoint(run / "best.pt")
     assert cfg2.predict.read_thresh == best["read_thresh"]
-    assert not any(p.requires_grad and p.grad is not None for p in model.parameters())
+    assert not model.training and not any(m.training for m in model.modules())  # ready to predict
+    # The model holds exactly best.pt's weights ...
+    state = model.state_dict()
+    assert set(state) == set(best["model"])
+    for key, value in best["model"].items():
+        assert torch.equal(state[key], value), key
+    # ... and they are trained ones: the initialisation fit started from (same seed) is left behind.
+    torch.manual_seed(cfg.train.seed)
+    fresh = build_model(cfg).state_dict()
+    params = dict(model.named_parameters())
+    moved = [k for k in params if not torch.equal(fresh[k], state[k])]
+    assert len(moved) == len(params), sorted(set(params) - set(moved))[:5]
 
 
 def test_resume_matches_an_uninterrupted_run(data, tmp_path, monkeypatch):
@@ -95,3 +107,44 @@ def test_two_gloo_processes_train_like_torchrun(data, tmp_path):
     assert len(lines) == 1  # written once, by rank 0
     ckpt = load_checkpoint(out / "best.pt")
     assert ckpt["read_thresh"] is not None and ckpt["step"] == 1  # 8 images / (2 ranks x batch 4)
+
+
+def test_a_kill_between_the_log_and_last_pt_logs_no_epoch_twice(data, tmp_path, monkeypatch):
+    cfg = load_config([CPU], [*TINY, "train.epochs=3"])
+    real_save = train_mod.save_checkpoint
+
+    def die_before_last_pt_of_epoch_1(path, state):
+        if path.name == "last.pt" and state["epoch"] == 1:
+            raise KeyboardInterrupt  # metrics.jsonl already holds epoch 1, last.pt still says epoch 0
+        real_save(path, state)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", die_before_last_pt_of_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.fit(cfg, data, tmp_path / "run", progress=False)
+    monkeypatch.undo()
+    train_mod.fit(cfg, data, tmp_path / "run", resume=True, progress=False)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [0, 1, 2]
+    assert not list((tmp_path / "run").glob(".metrics.jsonl*")), "temp file left behind"
+
+
+def test_warm_up_is_not_mistaken_for_a_plateau_cut(data, tmp_path):
+    # 8 training images at batch 4 = 2 steps per epoch, so warm-up (8 steps) is still on at epoch 0's end.
+    cfg = load_config([CPU], [*TINY, "train.scheduler=plateau", "train.lr=1e-3", "train.warmup_iters=8",
+                              "train.plateau_patience=100", "train.epochs=2"])
+    train_mod.fit(cfg, data, tmp_path / "run", progress=False)
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["lr_scale"] == 1.0  # no plateau cut happened
+    assert [h["lr"] for h in last["history"]] == [1e-3, 1e-3]
+    sched = train_mod.LrSchedule(cfg, total_steps=100, budget_s=None)
+    sched.scale = last["lr_scale"]
+    assert sched.lr(7) == pytest.approx(1e-3) and sched.lr(3) == pytest.approx(0.5e-3)
+
+
+def test_an_unreadable_checkpoint_says_why(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(DigitdetError) as info:
+        load_checkpoint(bad)
+    msg = str(info.value)
+    assert str(bad) in msg and "invalid load key" in msg and "\n" not in msg

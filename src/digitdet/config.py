@@ -46,14 +46,14 @@ class ModelConfig:
     returned_layers: tuple[int, ...] = (1, 2, 3, 4)  # ResNet stages feeding the FPN (1..4 = C2..C5)
     fpn_channels: int = 256
     anchor_preset: str = "x2"  # "x2", "plus4", or "custom" (then anchor_sizes is used)
-    anchor_sizes: tuple[tuple[int, ...], ...] | None = None
+    anchor_sizes: tuple[tuple[int, ...], ...] | None = None  # only with anchor_preset "custom" (else an error)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # torchvision convention: height / width
     roi_output_size: int = 7
     roi_sampling_ratio: int = 2
-    representation_size: int = 1024  # width of the two-layer box head
+    representation_size: int = 1024  # width of the two-layer box head (TwoMLPHead)
     # Internal resize of GeneralizedRCNNTransform: None keeps each image's size (after `upsample`).
-    min_size: tuple[int, ...] | None = None  # several values = random multi-scale in training
-    max_size: int = 1333
+    min_size: tuple[int, ...] | None = None  # several values = one drawn per image in training
+    max_size: int = 1333  # longer side cap, also when min_size is None (larger images are scaled down)
     image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # the one and only normalization
     image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
     rpn_pre_nms_top_n_train: int = 2000
@@ -74,7 +74,7 @@ class TrainConfig:
     lr: float = 5e-5
     weight_decay: float = 1e-3
     warmup_iters: int = 0
-    scheduler: str = "plateau"  # "plateau" (x factor on val mAP) or "cosine"
+    scheduler: str = "plateau"  # "plateau" (x factor on val mAP) or "cosine" (down to 1 % of lr)
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     early_stop_patience: int = 7  # epochs without val mAP gain; 0 disables
@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # use only the first N training images (smoke tests)
     val_limit: int | None = None
-    max_minutes: float | None = None  # wall-clock budget; stops after the epoch that crosses it
+    max_minutes: float | None = None  # wall-clock training budget: stops at the first step past it (mid-epoch)
     threads: int | None = None  # torch CPU threads; None = number of cores
 
 
@@ -142,7 +142,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: invalid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     base = raw.pop("_base_", None)
@@ -171,9 +171,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r}: key must look like section.key (e.g. train.lr)")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
+                          "quote it to pass a string") from None
     return parts, value
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """'problem at line L, column C' from PyYAML's multi-line message."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def load_config(
@@ -269,6 +277,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _check_values(cfg: Config) -> None:
+    if cfg.model.anchor_sizes is not None and cfg.model.anchor_preset != "custom":
+        raise ConfigError(
+            f"model.anchor_sizes is set but model.anchor_preset is {cfg.model.anchor_preset!r}, which ignores "
+            "it: set model.anchor_preset=custom to use these sizes, or model.anchor_sizes=null for the preset"
+        )
     choices = {
         "model.backbone": (cfg.model.backbone, ("resnet18", "resnet34", "resnet50", "resnet101")),
         "model.norm": (cfg.model.norm, ("batchnorm", "groupnorm")),

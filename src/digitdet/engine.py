@@ -13,6 +13,11 @@ from tqdm import tqdm
 from digitdet.errors import TrainingError
 
 
+def autocast(device: torch.device, amp: bool) -> torch.autocast:
+    """Mixed precision on CUDA when `amp` (config train.amp) is on; full float32 otherwise and on CPU."""
+    return torch.autocast(device.type, enabled=bool(amp) and device.type == "cuda")
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -45,7 +50,7 @@ def train_one_epoch(
             set_lr(step)
         imgs = [im.to(device, non_blocking=True) for im in imgs]
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
-        with torch.autocast(device.type, enabled=use_amp):
+        with autocast(device, use_amp):
             losses = model(imgs, targets)
         loss = sum(losses.values())
         if not math.isfinite(loss.item()):
@@ -87,18 +92,20 @@ def run_inference(
     *,
     progress: bool = True,
     desc: str = "predict",
+    amp: bool = True,
 ) -> list[dict]:
     """Detections per image: [{'image_id', 'boxes' (N,4) xyxy float32, 'scores' (N,), 'labels' (N,)}].
 
     Boxes are in the coordinates of the images the loader yields; `loader` yields (images, targets) and
     each target carries 'image_id' and optionally 'scale' = (sx, sy), which boxes are divided by to
-    return to original-image pixels (undoing the data pipeline's upsampling).
+    return to original-image pixels (undoing the data pipeline's upsampling). `amp`: mixed precision on
+    CUDA (pass the config's train.amp; it has no effect on the CPU).
     """
     model.eval()
     out: list[dict] = []
     for imgs, targets in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
         imgs = [im.to(device, non_blocking=True) for im in imgs]
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
+        with autocast(device, amp):
             dets = model(imgs)
         for det, target in zip(dets, targets):
             boxes = det["boxes"].float().cpu()

@@ -90,7 +90,7 @@ def timed_inference(model, split: Split, cfg: Config, device: torch.device, *, p
     """(detections as engine.run_inference returns them, wall seconds including image decoding)."""
     loader = inference_loader(split.dataset, cfg.predict.batch_size, cfg.data.workers)
     t0 = time.perf_counter()
-    dets = run_inference(model, loader, device, progress=progress, desc=desc)
+    dets = run_inference(model, loader, device, progress=progress, desc=desc, amp=cfg.train.amp)
     return dets, time.perf_counter() - t0
 
 

@@ -65,7 +65,7 @@ def evaluate_split(
     if coco is None:
         raise DataError(f"{Path(data_dir) / (split + '.json')}: no annotations to evaluate against")
     loader = inference_loader(ds, cfg.predict.batch_size, cfg.data.workers)
-    dets = run_inference(model, loader, device, progress=progress, desc=f"eval {split}")
+    dets = run_inference(model, loader, device, progress=progress, desc=f"eval {split}", amp=cfg.train.amp)
     result = score_detections(
         dets, coco, read_thresh=cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou
     )

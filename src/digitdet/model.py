@@ -14,7 +14,12 @@ from torchvision.models import resnet
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.transform import (
+    GeneralizedRCNNTransform,
+    _resize_image_and_masks,
+    resize_boxes,
+)
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -32,13 +37,22 @@ _RESNETS = {
 
 
 class KeepSizeTransform(GeneralizedRCNNTransform):
-    """Normalizes and batches like torchvision's transform but never resizes.
+    """Normalizes and batches like torchvision's transform but never enlarges: an image keeps the size the
+    data pipeline produced unless its longer side exceeds max_size, when it is scaled down to it.
 
     torchvision's default resizes every image to 800 px; with min_size None we keep the size the data
-    pipeline produced (e.g. after bicubic upsampling), so upsampling experiments mean what they say.
+    pipeline produced (e.g. after bicubic upsampling), so upsampling experiments mean what they say, and
+    max_size still bounds memory. Boxes come back in input pixels (torchvision's postprocess).
     """
 
     def resize(self, image, target=None):
+        h, w = image.shape[-2:]
+        if max(h, w) <= self.max_size:
+            return image, target
+        # scale = min(min_side / min_side, max_size / max_side): exactly the max_size cap.
+        image, target = _resize_image_and_masks(image, float(min(h, w)), float(self.max_size), target)
+        if target is not None:
+            target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
         return image, target
 
 
@@ -127,9 +141,14 @@ def build_model(cfg: Config) -> FasterRCNN:
     )
     featmaps = [str(k) for k in range(len(m.returned_layers))]
     roi_pool = MultiScaleRoIAlign(featmaps, m.roi_output_size, sampling_ratio=m.roi_sampling_ratio)
+    # The box head is built here: FasterRCNN has no representation_size argument (its **kwargs would
+    # swallow one silently and build a 1024-wide head whatever the config says).
+    box_head = TwoMLPHead(m.fpn_channels * m.roi_output_size**2, m.representation_size)
     model = FasterRCNN(
         backbone,
-        num_classes=NUM_CLASSES,
+        num_classes=None,  # given by the predictor
+        box_head=box_head,
+        box_predictor=FastRCNNPredictor(m.representation_size, NUM_CLASSES),
         min_size=m.min_size or 800,  # replaced below when None
         max_size=m.max_size,
         image_mean=list(m.image_mean),
@@ -145,7 +164,6 @@ def build_model(cfg: Config) -> FasterRCNN:
         box_detections_per_img=m.box_detections_per_img,
         box_score_thresh=p.score_thresh,
         box_nms_thresh=p.nms_thresh,
-        representation_size=m.representation_size,
     )
     if m.min_size is None:
         model.transform = KeepSizeTransform(

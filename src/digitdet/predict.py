@@ -79,7 +79,7 @@ def predict_folder(
     loader = inference_loader(dataset, cfg.predict.batch_size, cfg.data.workers)
     if runner is None:
         def runner(ld: DataLoader) -> list[dict]:
-            return run_inference(model, ld, device, progress=progress)
+            return run_inference(model, ld, device, progress=progress, amp=cfg.train.amp)
 
     detections = runner(loader)
     read = write_predictions(out_dir, detections, cfg)

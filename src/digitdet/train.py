@@ -1,7 +1,8 @@
 """fit(cfg): the training loop. Owns all state: optimizer, schedules, early stopping, checkpoints, resume.
 
-Run folder: config.yaml (merged config), metrics.jsonl (one line per epoch), last.pt (every epoch),
-best.pt (best validation mAP, with the tuned reading threshold), curve.png.
+Run folder: config.yaml (merged config), metrics.jsonl (one line per epoch, rewritten atomically from the
+checkpointed history so a resumed run never repeats an epoch), last.pt (every epoch), best.pt (best
+validation mAP, with the tuned reading threshold), curve.png.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
 
 
 class LrSchedule:
-    """Per-step learning rate: linear warm-up, then either a cosine to zero or a constant that
-    ReduceLROnPlateau lowers between epochs. With a time budget the cosine follows whichever of
-    steps or minutes is further along, so a short budget still ends at a low learning rate."""
+    """Per-step learning rate: linear warm-up, then either a cosine down to 1 % of train.lr or a constant
+    that ReduceLROnPlateau lowers between epochs (`scale`, the product of its cuts; warm-up never counts
+    as a cut). With a time budget the cosine follows whichever of steps or minutes is further along, so a
+    short budget still ends at a low learning rate."""
 
     def __init__(self, cfg: Config, total_steps: int, budget_s: float | None):
         self.cfg, self.total_steps, self.budget_s = cfg, max(total_steps, 1), budget_s
@@ -150,8 +152,12 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
         val = distributed.broadcast(val)
         val_map = val["coco"]["AP"] if val["coco"]["AP"] is not None else 0.0
         if cfg.train.scheduler == "plateau":
+            # The plateau scheduler cuts whatever lr the groups hold; give it the lr without warm-up, else
+            # a warm-up factor still in force would be read back as a cut and kept for good.
+            for group in optimizer.param_groups:
+                group["lr"] = t.lr * sched.scale
             plateau.step(val_map)
-            sched.scale = optimizer.param_groups[0]["lr"] / t.lr  # the plateau's cut, kept per step
+            sched.scale = optimizer.param_groups[0]["lr"] / t.lr  # the plateau's cuts, applied per step
         record = {
             "epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
             "train": {k: round(v, 5) for k, v in stats.items()},
@@ -169,8 +175,9 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
             "val": val["coco"], "read_thresh": None,
         }
         if distributed.is_main():
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            # Rewritten whole from the history that last.pt also holds: a kill between the two cannot
+            # leave an epoch that --resume then runs and logs again, nor a torn line.
+            io.write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
             if improved:
                 save_checkpoint(out / "best.pt", state)
             save_checkpoint(out / "last.pt", state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageEnhance
 from torchvision import tv_tensors
 
 from digitdet.config import DataConfig
@@ -26,6 +26,11 @@ def _image(width=40, height=20) -> Image.Image:
     x = np.linspace(60, 200, width)[None, :].repeat(height, 0)
     x[:, width // 4 : width // 4 + 3] = 20
     return Image.fromarray(np.stack([x, x * 0.8, x * 0.5], -1).astype(np.uint8))
+
+
+def _as_tensor(image: Image.Image) -> torch.Tensor:
+    """(3, H, W) float32 in [0, 1]: plain /255, computed without digitdet."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
 
 def _target(boxes, labels=None):
@@ -63,12 +68,24 @@ def test_factor_one_is_a_no_op(op):
     assert out_img is img and out_tgt is tgt
 
 
-@pytest.mark.parametrize("op", [Contrast(1.8), Sharpen(3.0)])
-def test_contrast_and_sharpen_change_pixels_not_boxes(op):
+# (op, the PIL enhancer it must apply, a look-alike enhancer it must not apply): expected pixels come
+# from PIL called here, not from the class under test.
+ENHANCERS = [
+    (Contrast, 1.8, ImageEnhance.Contrast, ImageEnhance.Brightness),
+    (Sharpen, 3.0, ImageEnhance.Sharpness, ImageEnhance.Color),
+]
+
+
+@pytest.mark.parametrize("cls, factor, enhancer, impostor", ENHANCERS, ids=["contrast", "sharpen"])
+def test_contrast_and_sharpen_change_pixels_not_boxes(cls, factor, enhancer, impostor):
     img, tgt = _image(), _target([[2, 3, 10, 15], [12, 3, 21, 15]])
-    out_img, out_tgt = op(img, tgt)
+    out_img, out_tgt = cls(factor)(img, tgt)
     assert out_img.size == img.size
     assert not np.array_equal(np.asarray(out_img), np.asarray(img))
+    expected = np.asarray(enhancer(img).enhance(factor))
+    assert np.array_equal(np.asarray(out_img), expected)
+    # The test image tells the look-alike apart, so applying it instead would fail the line above.
+    assert not np.array_equal(np.asarray(impostor(img).enhance(factor)), expected)
     assert torch.equal(out_tgt["boxes"], tgt["boxes"]) and torch.equal(out_tgt["labels"], tgt["labels"])
 
 
@@ -83,9 +100,13 @@ def test_eval_transforms_are_deterministic_plain_tensors():
     assert out1.min() >= 0.0 and out1.max() <= 1.0
     assert torch.equal(out1, out2)
     assert t1["boxes"].tolist() == [[4, 6, 20, 30]] and t1["labels"].dtype == torch.int64
-    # Pixel values: plain /255 of the PIL pipeline, no Normalize anywhere.
-    ref = Sharpen(2.0)(*Contrast(1.5)(*Upsample(2.0)(img, _target([]))))[0]
-    torch.testing.assert_close(out1, torch.from_numpy(np.asarray(ref) / 255.0).permute(2, 0, 1).float())
+    # Pixel values: plain /255 of bicubic x2 -> PIL contrast 1.5 -> PIL sharpness 2.0, no Normalize anywhere.
+    big = img.resize((80, 40), Image.Resampling.BICUBIC)
+    ref = ImageEnhance.Sharpness(ImageEnhance.Contrast(big).enhance(1.5)).enhance(2.0)
+    torch.testing.assert_close(out1, _as_tensor(ref), rtol=0, atol=1e-6)
+    for wrong in (ImageEnhance.Color(ImageEnhance.Contrast(big).enhance(1.5)).enhance(2.0),
+                  ImageEnhance.Sharpness(ImageEnhance.Brightness(big).enhance(1.5)).enhance(2.0)):
+        assert not torch.allclose(out1, _as_tensor(wrong), rtol=0, atol=1e-6)  # look-alike enhancers
     assert "Normalize" not in repr(tf) and "Flip" not in repr(build_transforms(cfg, train=True))
 
 
@@ -177,3 +198,39 @@ def test_dataset_with_transforms_on_real_fixture(svhn4_dir):
     eval_ds = DigitDataset(svhn4_dir / "train", svhn4_dir / "train.json", build_transforms(cfg, False))
     _, target = eval_ds[index]
     assert target["boxes"].tolist() == [[34, 10, 50, 40], [50, 10, 68, 40]]  # [17,5,8,15],[25,5,9,15] x2
+
+
+def test_a_torchvision_that_clamps_boxes_is_an_error_not_a_silent_fallback(monkeypatch):
+    from digitdet.data import transforms
+    from digitdet.errors import DigitdetError
+
+    real = tv_tensors.BoundingBoxes
+
+    class OldBoundingBoxes:  # torchvision < 0.23: no clamping_mode, boxes always clamped
+        def __new__(cls, data, *, format, canvas_size, **kwargs):
+            if kwargs:
+                raise TypeError(f"unexpected keyword argument {next(iter(kwargs))!r}")
+            return real(data, format=format, canvas_size=canvas_size)
+
+    monkeypatch.setattr(transforms.tv_tensors, "BoundingBoxes", OldBoundingBoxes)
+    with pytest.raises(DigitdetError, match=r"torchvision >= 0\.23"):
+        ToTensor()(_image(), _target([[2, 3, 10, 15]]))
+
+
+def test_geometry_passes_an_interpolation_mode_not_a_string(monkeypatch):
+    # torchvision 0.26 rejects interpolation="bilinear" ("should be an InterpolationMode").
+    from torchvision.transforms import v2
+
+    from digitdet.data import transforms
+
+    real = v2.RandomAffine
+
+    def strict(*args, interpolation, **kwargs):
+        if not isinstance(interpolation, v2.InterpolationMode):
+            raise ValueError(f"Argument interpolation should be an InterpolationMode, got {interpolation}")
+        return real(*args, interpolation=interpolation, **kwargs)
+
+    monkeypatch.setattr(transforms.v2, "RandomAffine", strict)
+    image, target = ToTensor()(_image(), _target([[2, 3, 10, 15]]))
+    out, _ = RandomGeometry(0.1, 5.0, 0.0)(image, target)
+    assert out.shape == image.shape

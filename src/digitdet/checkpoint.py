@@ -23,10 +23,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise DigitdetError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+        raise DigitdetError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise DigitdetError(f"{path}: not a digitdet checkpoint (missing 'model' or 'config')")
     return ckpt
+
+
+def _first_line(exc: BaseException) -> str:
+    """'TypeName: first line of the message' (torch's unpickling errors run to many lines)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def config_from_checkpoint(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:

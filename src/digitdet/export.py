@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -30,7 +31,7 @@ import torchvision
 from torch.nn import functional as F
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from digitdet import numbers
+from digitdet import io, numbers
 from digitdet.checkpoint import model_from_checkpoint
 from digitdet.config import Config
 from digitdet.data.coco import IMAGE_SUFFIXES, read_image
@@ -64,31 +65,36 @@ def export_onnx(
     (the box head), see `quantize_onnx`; an int8 model is approximate by design, so its verification
     reports the differences (and how many images read the same number) without failing.
     Returns {'path', 'opset', 'quantized', 'export_s', 'bytes', 'verify': {...}}. Raises DigitdetError for
-    a bad opset or checkpoint, and when a float32 export disagrees with eager (the file stays, so it can
-    be inspected).
+    a bad opset or checkpoint, and when a float32 export disagrees with eager (OUT is then not written; the
+    model is kept as NAME.rejected.onnx for inspection).
     """
     if opset < MIN_OPSET:
         raise DigitdetError(f"--opset {opset}: torchvision's detector needs opset >= {MIN_OPSET}")
     cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device="cpu")
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if quantize:
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32 = Path(tmp) / "fp32.onnx"
-            trace_to_onnx(model, fp32, opset=opset, cfg=cfg)
-            quantize_onnx(fp32, out)
-    else:
-        trace_to_onnx(model, out, opset=opset, cfg=cfg)
-    export_s = time.perf_counter() - t0
-    images = verification_images(cfg, verify_images, synthetic)
-    report = verify_onnx(model, out, images, cfg, strict_boxes=not quantize)
-    result = {"path": str(out), "opset": opset, "quantized": quantize, "export_s": round(export_s, 2),
-              "bytes": out.stat().st_size, "verify": report}
-    if not report["ok"] and not quantize:
-        raise DigitdetError(f"{out}: ONNX output differs from eager PyTorch: {report['problems'][0]} "
-                            f"({len(report['problems'])} problem(s) on {report['images']} images)")
-    return result
+    # Built and verified under a temporary name beside `out`: OUT appears only once it is complete and
+    # verified, and an earlier OUT is never left half-overwritten.
+    with io.atomic_path(out, suffix=".onnx") as tmp:
+        t0 = time.perf_counter()
+        if quantize:
+            with tempfile.TemporaryDirectory() as tmp_dir:
+                fp32 = Path(tmp_dir) / "fp32.onnx"
+                trace_to_onnx(model, fp32, opset=opset, cfg=cfg)
+                quantize_onnx(fp32, tmp)
+        else:
+            trace_to_onnx(model, tmp, opset=opset, cfg=cfg)
+        export_s = time.perf_counter() - t0
+        images = verification_images(cfg, verify_images, synthetic)
+        report = verify_onnx(model, tmp, images, cfg, strict_boxes=not quantize)
+        if not report["ok"] and not quantize:
+            rejected = out.with_name(f"{out.stem}.rejected{out.suffix or '.onnx'}")
+            os.replace(tmp, rejected)  # kept for inspection under a name no one mistakes for OUT
+            raise DigitdetError(f"{out}: ONNX output differs from eager PyTorch: {report['problems'][0]} "
+                                f"({len(report['problems'])} problem(s) on {report['images']} images); "
+                                f"not written, the rejected model is {rejected}")
+        size = tmp.stat().st_size
+    return {"path": str(out), "opset": opset, "quantized": quantize, "export_s": round(export_s, 2),
+            "bytes": size, "verify": report}
 
 
 class ExactResize(GeneralizedRCNNTransform):

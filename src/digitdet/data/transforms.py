@@ -18,12 +18,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torchvision
 from PIL import Image, ImageEnhance
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from digitdet.config import DataConfig
+from digitdet.errors import DigitdetError
 
 Pair = tuple[Any, dict]
 Op = Callable[[Any, dict], Pair]
@@ -103,12 +105,16 @@ class Sharpen:
 
 def _bounding_boxes(boxes: Any, canvas_size: tuple[int, int]) -> tv_tensors.BoundingBoxes:
     """XYXY BoundingBoxes without automatic clamping, so SanitizeBoxes can see how much of a box
-    was pushed outside (torchvision < 0.23 has no clamping_mode and clamps itself)."""
+    was pushed outside. torchvision < 0.23 has no clamping_mode and always clamps, which would silently
+    teach half-cut digits as whole ones: that is an error, not a fallback."""
     data = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     try:
         return tv_tensors.BoundingBoxes(data, format="XYXY", canvas_size=canvas_size, clamping_mode=None)
     except TypeError:
-        return tv_tensors.BoundingBoxes(data, format="XYXY", canvas_size=canvas_size)
+        raise DigitdetError(
+            f"torchvision {torchvision.__version__} clamps boxes during augmentation, so cut digits cannot be "
+            "dropped: digitdet needs torchvision >= 0.23 (pip install -U torchvision)"
+        ) from None
 
 
 class ToTensor:
@@ -140,7 +146,8 @@ class RandomGeometry:
         fill = [float(v) for v in image.float().mean(dim=(-2, -1))]
         if self.scale > 0 or self.rotate > 0:
             scale = (max(0.05, 1.0 - self.scale), 1.0 + self.scale)
-            affine = v2.RandomAffine(degrees=self.rotate, scale=scale, interpolation="bilinear", fill=fill)
+            affine = v2.RandomAffine(degrees=self.rotate, scale=scale, interpolation=v2.InterpolationMode.BILINEAR,
+                                     fill=fill)
             image, target = affine(image, target)
         if self.perspective > 0:
             persp = v2.RandomPerspective(self.perspective, p=self.p_perspective, fill=fill)

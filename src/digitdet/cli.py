@@ -47,8 +47,11 @@ def _overrides(a: argparse.Namespace) -> list[str]:
         extra.append(f"train.epochs={a.max_epochs}")
     if getattr(a, "limit", None) is not None:
         extra += [f"train.limit={a.limit}", f"train.val_limit={a.limit}"]
+    # One budget at a time: a flag replaces whatever budget the config file sets.
+    if getattr(a, "images", None) is not None:
+        extra += [f"train.max_images={a.images}", "train.max_minutes=null"]
     if getattr(a, "minutes", None) is not None:
-        extra.append(f"train.max_minutes={a.minutes}")
+        extra += [f"train.max_minutes={a.minutes}", "train.max_images=null"]
     return extra
 
 
@@ -100,6 +103,18 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(a: argparse.Namespace) -> int:
+    from digitdet.pretrain import PretrainSettings, pretrain
+
+    fields = ("backbone", "norm", "layers", "images", "holdout", "epochs", "batch_size", "lr", "short_side",
+              "crop", "seed")
+    settings = PretrainSettings(**{k: getattr(a, k) for k in fields if getattr(a, k) is not None})
+    summary = pretrain(a.out, settings, resume=a.resume, progress=not a.quiet)
+    print(f"trunk written to {a.out}: held-out accuracy {summary['heldout_acc']:.3f} on "
+          f"{summary['heldout_crops']} crops ({summary['crops']} training crops, {summary['crops_per_s']:.0f} crops/s)")
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from digitdet.demo import format_summary, run_demo
 
@@ -120,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="generate the synthetic house-number dataset")
     s.add_argument("out", nargs="?", help="output folder (course layout)")
-    s.add_argument("--train", type=int, default=3000)
+    s.add_argument("--train", type=int, default=8000)
     s.add_argument("--valid", type=int, default=500)
     s.add_argument("--test", type=int, default=500)
     s.add_argument("--seed", type=int, default=0)
@@ -142,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     def budget(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--max-epochs", type=int, help="shorthand for train.epochs=N")
         sp.add_argument("--limit", type=int, help="use only the first N train/valid images (smoke test)")
-        sp.add_argument("--minutes", type=float, help="training time budget (train.max_minutes)")
+        budget_flags = sp.add_mutually_exclusive_group()
+        budget_flags.add_argument("--images", type=int, metavar="N",
+                                  help="training budget in images seen (train.max_images): the same steps on any host")
+        budget_flags.add_argument("--minutes", type=float,
+                                  help="training budget in minutes, turned into steps after timing the first "
+                                       "steps (train.max_minutes)")
         sp.add_argument("overrides", nargs="*", metavar="section.key=value")
 
     s = sub.add_parser("train", help="train a detector")
@@ -171,11 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
     s.set_defaults(func=_cmd_predict)
 
+    s = sub.add_parser("pretrain", help="train the detector's trunk as a glyph classifier (model.backbone_weights)")
+    s.add_argument("--out", required=True, help="trunk file to write (float16 state dict)")
+    s.add_argument("--images", type=int, help="synthetic images to cut crops from (default 20000)")
+    s.add_argument("--holdout", type=int, help="further images for the held-out accuracy (default 1000)")
+    s.add_argument("--epochs", type=int, help="passes over the crops (default 3)")
+    s.add_argument("--backbone", help="resnet18 (default) / resnet34 / resnet50 / resnet101")
+    s.add_argument("--norm", help="batchnorm (default) or groupnorm")
+    s.add_argument("--layers", type=int, help="ResNet stages kept, 1-4 (default 3: the cpu.yaml trunk)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--short-side", type=int, help="image short side the crops are cut at (default 80)")
+    s.add_argument("--crop", type=int, help="crop side in pixels (default 48)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    s.set_defaults(func=_cmd_pretrain)
+
     s = sub.add_parser("demo", help="synthesize data, train, evaluate and predict (the README command)")
     s.add_argument("--out", default="runs/demo")
     s.add_argument("--data", default="data/synth")
     s.add_argument("--config", default="cpu.yaml")
-    s.add_argument("--train", type=int, default=3000)
+    s.add_argument("--train", type=int, default=8000)
     s.add_argument("--valid", type=int, default=500)
     s.add_argument("--test", type=int, default=500)
     budget(s)

@@ -21,7 +21,8 @@ def _cmd_ablate(a: argparse.Namespace) -> int:
 
     deltas, overrides = _split_items(a.items)
     rows = run_ablation(a.base, deltas, a.data, a.out, overrides=overrides, epochs=a.epochs, minutes=a.minutes,
-                        limit=a.limit, force=a.force, speed_images=a.speed_images, progress=not a.quiet)
+                        images=a.images, limit=a.limit, force=a.force, speed_images=a.speed_images,
+                        progress=not a.quiet)
     print(f"{'variant':<16} {'status':<10} {'AP':>6} {'AP50':>6} {'acc':>6} {'train min':>9} {'img/s':>7}")
     for r in rows:
         ap = r["AP"] if r["AP"] is not None else float("nan")
@@ -69,7 +70,10 @@ def register(sub, budget) -> None:
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True, help="runs folder: one subfolder per variant + results.md/csv/png")
     s.add_argument("--epochs", "--max-epochs", dest="epochs", type=int, help="train.epochs for every variant")
-    s.add_argument("--minutes", type=float, help="training time budget per variant (train.max_minutes)")
+    per_variant = s.add_mutually_exclusive_group()
+    per_variant.add_argument("--minutes", type=float, help="training time budget per variant (train.max_minutes)")
+    per_variant.add_argument("--images", type=int, metavar="N",
+                             help="training budget per variant in images seen (train.max_images)")
     s.add_argument("--limit", type=int, help="train on the first N images, validate each epoch on N (smoke test; "
                    "final scores still cover the whole valid split)")
     s.add_argument("--force", action="store_true", help="redo variants that already finished")

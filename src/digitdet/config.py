@@ -83,7 +83,11 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # use only the first N training images (smoke tests)
     val_limit: int | None = None
-    max_minutes: float | None = None  # wall-clock training budget: stops at the first step past it (mid-epoch)
+    # Training budget (also ends an epoch midway). max_images: images seen in all, the same steps on any
+    # host. max_minutes (used only without max_images): the first steps are timed and the minutes turned
+    # into a step count once (recorded in metrics.jsonl); the schedule never follows the clock.
+    max_images: int | None = None
+    max_minutes: float | None = None
     threads: int | None = None  # torch CPU threads; None = number of cores
 
 
@@ -305,6 +309,9 @@ def _check_values(cfg: Config) -> None:
         "data.upsample": cfg.data.upsample,
         "predict.batch_size": cfg.predict.batch_size,
     }
+    for key, value in (("train.max_images", cfg.train.max_images), ("train.max_minutes", cfg.train.max_minutes)):
+        if value is not None:
+            positive[key] = value
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key}: must be > 0, got {value}")

@@ -29,13 +29,13 @@ def train_one_epoch(
     set_lr: Callable[[int], None] | None = None,
     scaler: torch.amp.GradScaler | None = None,
     clip_grad_norm: float = 0.0,
-    stop_at: float | None = None,
+    after_step: Callable[[int], bool] | None = None,
     progress: bool = True,
 ) -> dict:
     """Train over `loader` once; returns mean losses, steps, images and seconds.
 
-    `set_lr(step)` is called before every optimizer step (warm-up / cosine). `stop_at` is a
-    time.monotonic() deadline: the epoch ends early once it passes (time-budgeted runs).
+    `set_lr(step)` is called before every optimizer step (warm-up / cosine); `after_step(steps done)`
+    after it, and the epoch ends early when it returns True (a training budget in steps).
     Raises TrainingError naming the step when the loss stops being finite.
     """
     model.train()
@@ -76,7 +76,7 @@ def train_one_epoch(
         step += 1
         images += len(imgs)
         bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-        if stop_at is not None and time.monotonic() > stop_at:
+        if after_step is not None and after_step(step):
             break
     seconds = time.perf_counter() - t0
     out = {k: v / max(steps, 1) for k, v in sums.items()}

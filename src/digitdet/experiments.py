@@ -262,8 +262,8 @@ def run_variant(v: Variant, baseline: Variant, data_dir, out: Path, *, force: bo
 
 def run_ablation(base: Sequence[str | Path], deltas: Sequence[str | Path], data_dir: str | Path,
                  out_dir: str | Path, *, overrides: Sequence[str] = (), epochs: int | None = None,
-                 minutes: float | None = None, limit: int | None = None, force: bool = False,
-                 speed_images: int | None = 100, progress: bool = True) -> list[dict]:
+                 minutes: float | None = None, images: int | None = None, limit: int | None = None,
+                 force: bool = False, speed_images: int | None = 100, progress: bool = True) -> list[dict]:
     """Run the baseline and every delta with the same seed and budget; write the report after each.
     `limit` (smoke tests) trains on the first N images and validates each epoch on N; the final scores
     always cover the whole valid split."""
@@ -272,8 +272,10 @@ def run_ablation(base: Sequence[str | Path], deltas: Sequence[str | Path], data_
     common = list(overrides)
     if epochs is not None:
         common.append(f"train.epochs={epochs}")
-    if minutes is not None:
-        common.append(f"train.max_minutes={minutes}")
+    if minutes is not None:  # equal CPU time: each variant converts the minutes into its own steps
+        common += [f"train.max_minutes={minutes}", "train.max_images=null"]
+    if images is not None:  # equal images seen
+        common += [f"train.max_images={images}", "train.max_minutes=null"]
     if limit is not None:
         common += [f"train.limit={limit}", f"train.val_limit={limit}"]
     variants = make_variants(base, deltas, common)

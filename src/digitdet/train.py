@@ -11,7 +11,6 @@ import json
 import math
 import os
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from digitdet import distributed, io, numbers
+from digitdet.budget import StepBudget
 from digitdet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from digitdet.config import Config
 from digitdet.engine import train_one_epoch
@@ -62,22 +62,16 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
 
 
 class LrSchedule:
-    """Per-step learning rate: linear warm-up, then either a cosine down to 1 % of train.lr or a constant
-    that ReduceLROnPlateau lowers between epochs (`scale`, the product of its cuts; warm-up never counts
-    as a cut). With a time budget the cosine follows whichever of steps or minutes is further along, so a
-    short budget still ends at a low learning rate."""
+    """Per-step learning rate: linear warm-up, then either a cosine down to 1 % of train.lr over the
+    budget's steps, or a constant that ReduceLROnPlateau lowers between epochs (`scale`, the product of
+    its cuts; warm-up never counts as a cut). It follows steps only, never the clock."""
 
-    def __init__(self, cfg: Config, total_steps: int, budget_s: float | None):
-        self.cfg, self.total_steps, self.budget_s = cfg, max(total_steps, 1), budget_s
+    def __init__(self, cfg: Config, budget: StepBudget):
+        self.cfg, self.budget = cfg, budget
         self.scale = 1.0  # plateau reductions so far (product of factors)
-        self.elapsed_before = 0.0  # training seconds of earlier sessions (resume)
-        self.t0 = time.monotonic()
 
     def progress(self, step: int) -> float:
-        frac = step / self.total_steps
-        if self.budget_s:
-            frac = max(frac, (self.elapsed_before + time.monotonic() - self.t0) / self.budget_s)
-        return min(frac, 1.0)
+        return min(step / self.budget.total, 1.0)
 
     def lr(self, step: int) -> float:
         t = self.cfg.train
@@ -105,8 +99,9 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
     )
     scaler = torch.amp.GradScaler("cuda") if (t.amp and device.type == "cuda") else None
     steps_per_epoch = max(1, len(train_ds) // (t.batch_size * world))
-    budget_s = t.max_minutes * 60 if t.max_minutes else None
-    sched = LrSchedule(cfg, steps_per_epoch * t.epochs, budget_s)
+    budget = StepBudget(cap=steps_per_epoch * t.epochs, images_per_step=t.batch_size * world,
+                        max_images=t.max_images, max_minutes=t.max_minutes)
+    sched = LrSchedule(cfg, budget)
 
     start_epoch, step, best, stale, history = 0, 0, -1.0, 0, []
     if resume and (out / "last.pt").is_file():
@@ -118,8 +113,9 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
             scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
         start_epoch, step, best, stale = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"], ckpt["stale"]
-        sched.scale, sched.elapsed_before = ckpt["lr_scale"], ckpt["train_seconds"]
-        history = ckpt["history"]
+        sched.scale, history = ckpt["lr_scale"], ckpt["history"]
+        if ckpt.get("budget_steps") is not None:  # a minutes budget converted before the interruption
+            budget.steps = ckpt["budget_steps"]
     elif resume:
         raise DigitdetError(f"{out / 'last.pt'}: nothing to resume")
     if distributed.is_main():
@@ -132,15 +128,16 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
         for group in optimizer.param_groups:
             group["lr"] = sched.lr(s)
 
-    train_seconds = sched.elapsed_before
-    deadline = time.monotonic() + (budget_s - train_seconds) if budget_s else None
+    train_seconds = history[-1]["train_seconds"] if history else 0.0
     epoch = start_epoch - 1
     for epoch in range(start_epoch, t.epochs):
+        if budget.reached(step):
+            break
         loader = train_loader(train_ds, cfg, epoch, sampler=distributed.sampler(train_ds, t.seed, epoch))
         stats = train_one_epoch(
             net, loader, optimizer, device, epoch=epoch, start_step=step,
             set_lr=set_lr, scaler=scaler, clip_grad_norm=t.clip_grad_norm,
-            stop_at=deadline if world == 1 else None,  # ranks must run the same number of steps
+            after_step=budget.after_step,
             progress=progress and distributed.is_main(),
         )
         step += stats["steps"]
@@ -163,6 +160,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
             "train": {k: round(v, 5) for k, v in stats.items()},
             "val": val["coco"], "val_number_accuracy": val["number_accuracy"],
             "seconds": round(stats["seconds"], 2), "train_seconds": round(train_seconds, 2),
+            **budget.record(),
         }
         history.append(record)
         improved = val_map > best
@@ -172,6 +170,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
             "plateau": plateau.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             "epoch": epoch, "step": step, "best": best, "stale": stale, "lr_scale": sched.scale,
             "train_seconds": train_seconds, "history": history, "rng": rng_state(),
+            "budget_steps": budget.steps,
             "val": val["coco"], "read_thresh": None,
         }
         if distributed.is_main():
@@ -188,10 +187,11 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
                   f"number acc {val['number_accuracy']:.3f}  {stats['images_per_s']:.1f} img/s")
         if t.early_stop_patience and stale >= t.early_stop_patience:
             break
-        if distributed.broadcast(deadline is not None and time.monotonic() > deadline):
+        if budget.reached(step):
             break
-    summary = {"epochs": epoch + 1, "best_val_mAP": best, "train_seconds": train_seconds,
-               "train_images_per_s": _images_per_s(history) * world}
+    summary = {"epochs": epoch + 1, "best_val_mAP": best, "train_seconds": train_seconds, "steps": step,
+               "train_images": sum(h["train"]["images"] for h in history) * world,
+               "train_images_per_s": _images_per_s(history) * world, **budget.record()}
     if not distributed.is_main():
         distributed.barrier()
         return summary

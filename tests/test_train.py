@@ -136,7 +136,7 @@ def test_warm_up_is_not_mistaken_for_a_plateau_cut(data, tmp_path):
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["lr_scale"] == 1.0  # no plateau cut happened
     assert [h["lr"] for h in last["history"]] == [1e-3, 1e-3]
-    sched = train_mod.LrSchedule(cfg, total_steps=100, budget_s=None)
+    sched = train_mod.LrSchedule(cfg, train_mod.StepBudget(cap=100, images_per_step=4))
     sched.scale = last["lr_scale"]
     assert sched.lr(7) == pytest.approx(1e-3) and sched.lr(3) == pytest.approx(0.5e-3)
 
@@ -148,3 +148,48 @@ def test_an_unreadable_checkpoint_says_why(tmp_path):
         load_checkpoint(bad)
     msg = str(info.value)
     assert str(bad) in msg and "invalid load key" in msg and "\n" not in msg
+
+
+def test_an_image_budget_stops_mid_epoch_and_repeats_exactly(data, tmp_path):
+    # 8 training images at batch 4: 2 steps per epoch; 12 images = 3 steps = one epoch and a half.
+    cfg = load_config([CPU], [*TINY, "train.epochs=5", "train.max_images=12"])
+    a = train_mod.fit(cfg, data, tmp_path / "a", progress=False)
+    assert (a["steps"], a["train_images"], a["epochs"], a["budget_steps"]) == (3, 12, 2, 3)
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 3] and {x["budget_steps"] for x in lines} == {3}
+    train_mod.fit(cfg, data, tmp_path / "b", progress=False)
+    wa, wb = (load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("a", "b"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # same seed + same budget -> the same weights
+
+
+def test_a_minutes_budget_is_turned_into_steps_once(monkeypatch):
+    from digitdet import budget as budget_mod
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(budget_mod.time, "monotonic", lambda: now["t"])
+    b = budget_mod.StepBudget(cap=1000, images_per_step=8, max_minutes=1.0)
+    assert b.steps is None and b.total == 1000
+    for step in range(1, 22):  # every step takes 2 s; the first one is not timed
+        now["t"] += 2.0
+        assert not b.after_step(step)
+    assert b.steps == 30 and b.seconds_per_step == 2.0  # 60 s / 2 s
+    now["t"] += 100.0  # the clock no longer matters
+    assert not b.after_step(29) and b.after_step(30)
+    assert b.record() == {"budget_steps": 30, "budget_images": 240, "calibrated_seconds_per_step": 2.0}
+    assert budget_mod.StepBudget(cap=10, images_per_step=4, max_images=1000).steps == 10  # epochs still cap it
+    assert budget_mod.StepBudget(cap=10, images_per_step=4, max_images=9).steps == 3
+    assert budget_mod.StepBudget(cap=10, images_per_step=4).steps == 10
+
+
+def test_budget_flags_replace_the_configs_budget():
+    from digitdet.cli import _overrides, build_parser
+
+    parse = build_parser().parse_args
+    a = parse(["train", "--config", "c.yaml", "--data", "d", "--out", "o", "--images", "500"])
+    assert _overrides(a) == ["train.max_images=500", "train.max_minutes=null"]
+    a = parse(["demo", "--minutes", "2"])
+    assert _overrides(a) == ["train.max_minutes=2.0", "train.max_images=null"]
+    with pytest.raises(SystemExit):
+        parse(["demo", "--minutes", "2", "--images", "5"])
+    with pytest.raises(DigitdetError, match="max_images"):
+        load_config([CPU], ["train.max_images=0"])

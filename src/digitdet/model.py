@@ -63,6 +63,14 @@ def _norm_layer(kind: str):
     return nn.BatchNorm2d  # trainable statistics: random init has no statistics worth freezing
 
 
+def make_trunk(name: str, norm: str) -> nn.Module:
+    """A randomly initialised torchvision ResNet with digitdet's norm layer (the classifier head unused)."""
+    if name not in _RESNETS:
+        raise ConfigError(f"model.backbone: unknown backbone {name!r} (choose from {sorted(_RESNETS)})")
+    # zero_init_residual starts every block as identity: deep nets trained from scratch converge.
+    return _RESNETS[name](weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
+
+
 def build_backbone(
     *,
     name: str,
@@ -73,14 +81,12 @@ def build_backbone(
 ) -> BackboneWithFPN:
     """ResNet trunk (random init, or a local state dict) + FPN over the chosen stages + max-pool level.
 
-    Output feature names are '0'..str(len(returned_layers)-1) plus 'pool'.
+    Output feature names are '0'..str(len(returned_layers)-1) plus 'pool'. Stages after the deepest
+    returned one are not part of the model (torchvision's IntermediateLayerGetter drops them).
     """
-    if name not in _RESNETS:
-        raise ConfigError(f"model.backbone: unknown backbone {name!r} (choose from {sorted(_RESNETS)})")
-    # zero_init_residual starts every block as identity: deep nets trained from scratch converge.
-    trunk = _RESNETS[name](weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
+    trunk = make_trunk(name, norm)
     if weights_path:
-        load_trunk_weights(trunk, weights_path)
+        load_trunk_weights(trunk, weights_path, stages=max(returned_layers))
     stage_channels = trunk.inplanes // 8  # channels of layer1's output (64 or 256)
     in_channels = [stage_channels * 2 ** (i - 1) for i in returned_layers]
     return_layers = {f"layer{i}": str(k) for k, i in enumerate(returned_layers)}
@@ -93,28 +99,49 @@ def build_backbone(
     )
 
 
-def load_trunk_weights(trunk: nn.Module, path: str) -> None:
-    """Load a local ResNet state dict (e.g. ImageNet weights on disk). The classifier head is ignored."""
-    file = Path(path)
+BUNDLED = "bundled:"  # model.backbone_weights=bundled:NAME -> src/digitdet/weights/NAME.pt
+
+
+def resolve_weights(path: str) -> Path:
+    """A file path, or `bundled:NAME` for a trunk shipped inside the package."""
+    if path.startswith(BUNDLED):
+        name = path[len(BUNDLED):]
+        file = Path(__file__).resolve().parent / "weights" / f"{name}.pt"
+        if not file.is_file():
+            shipped = sorted(p.stem for p in file.parent.glob("*.pt")) if file.parent.is_dir() else []
+            raise ConfigError(f"model.backbone_weights: no bundled trunk {name!r} (shipped: {shipped or 'none'})")
+        return file
+    return Path(path)
+
+
+def load_trunk_weights(trunk: nn.Module, path: str, stages: int = 4) -> None:
+    """Load a local ResNet state dict into `trunk`: a plain one (e.g. ImageNet weights on disk), or a
+    `digitdet pretrain` file (float16, stages up to the one it was trained with). Only the stem and
+    layer1..layer`stages` must match; the classifier head and deeper stages are ignored."""
+    file = resolve_weights(path)
     if not file.is_file():
         raise ConfigError(f"model.backbone_weights: {file} not found")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise ConfigError(f"model.backbone_weights: {file} is not a torch state dict ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"model.backbone_weights: {file} is not a torch state dict ({first})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
-    own = {k: v for k, v in trunk.state_dict().items() if not k.startswith("fc.")}
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ConfigError(f"model.backbone_weights: {file} is not a state dict of tensors")
+    used = ("conv1.", "bn1.", *(f"layer{k}." for k in range(1, stages + 1)))
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if k.startswith(used)}
+    own = {k: v for k, v in trunk.state_dict().items() if k.startswith(used)}
     missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
-        raise ConfigError(f"model.backbone_weights: {file} does not match the trunk: {'; '.join(parts)}")
+    if missing or wrong or not state:
+        parts = [f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in (("missing", missing),
+                                                                             ("wrong shape", wrong)) if keys]
+        raise ConfigError(f"model.backbone_weights: {file} does not match the trunk: "
+                          f"{'; '.join(parts) or 'no trunk weights in it'}")
+    state = {k: v.to(own[k].dtype) for k, v in state.items()}  # float16 storage -> the model's dtype
     trunk.load_state_dict(state, strict=False)
 
 

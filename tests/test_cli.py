@@ -131,3 +131,19 @@ def test_a_bad_image_read_by_loader_workers_is_one_line(data, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("digitdet: error:") and "1.png" in err
     assert "\n" not in err and "Traceback" not in err and "worker" not in err
+
+
+def test_demo_remakes_its_own_data_only_when_asked_for_other_counts(tmp_path, monkeypatch):
+    from digitdet import demo
+
+    data = tmp_path / "synth"
+    counts = {"train": 3, "valid": 2, "test": 2}
+    assert demo.ensure_dataset(data, counts, seed=0, progress=False) is True
+    stamp = (data / "train.json").stat().st_mtime_ns
+    assert demo.ensure_dataset(data, counts, seed=0, progress=False) is False  # complete and as asked
+    assert (data / "train.json").stat().st_mtime_ns == stamp
+    assert demo.ensure_dataset(data, {**counts, "train": 4}, seed=0, progress=False) is True
+    assert len(list((data / "train").glob("*.png"))) == 4
+    (data / "digitdet-synth.json").unlink()  # no marker: a complete dataset of someone's, used as is
+    assert demo.ensure_dataset(data, counts, seed=1, progress=False) is False
+    assert len(list((data / "train").glob("*.png"))) == 4

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from digitdet.config import ANCHOR_PRESETS, Config, load_config, parse_override
@@ -43,14 +44,15 @@ def test_every_shipped_config_loads():
     files = sorted(CONFIGS.rglob("*.yaml"))
     assert len(files) >= 2 and any(p.parent.name == "ablations" for p in files)
     for path in files:
-        stack = [CONFIGS / "cpu.yaml", path] if path.parent.name == "ablations" else [path]
+        delta = path.parent.name in ("ablations", "recipe")  # deltas laid over the CPU base
+        stack = [CONFIGS / "cpu.yaml", path] if delta else [path]
         cfg = load_config(stack)
         expected: dict = {}
         for f in stack:
             for section, values in _yaml_settings(f).items():
                 expected.setdefault(section, {}).update(values)
         if path.name == "cpu.yaml":  # the base chain was followed: seed.yaml's own settings are there too
-            assert expected["train"]["optimizer"] == "adamw" and expected["model"]["roi_output_size"] == 7
+            assert expected["train"]["optimizer"] == "adamw" and expected["train"]["plateau_factor"] == 0.5
         checked = 0
         for section, values in expected.items():
             for key, value in values.items():
@@ -71,14 +73,16 @@ def test_cpu_config_builds_the_model_it_describes():
     m = _yaml_settings(CONFIGS / "cpu.yaml")["model"]
     p = _yaml_settings(CONFIGS / "cpu.yaml")["predict"]
     model = build_model(load_config([CONFIGS / "cpu.yaml"]))
-    # Backbone: exactly torchvision's resnet18 trunk (every tensor name and shape), batch norm, not frozen.
+    # Backbone: torchvision's resnet18 trunk up to the deepest returned stage (every tensor name and
+    # shape), batch norm, not frozen.
     assert m["backbone"] == "resnet18"
+    kept = ("conv1.", "bn1.", *(f"layer{i}." for i in range(1, max(m["returned_layers"]) + 1)))
     ref = {k: v.shape for k, v in getattr(torchvision.models, m["backbone"])().state_dict().items()
-           if not k.startswith("fc.")}
+           if k.startswith(kept)}
     body = model.backbone.body
     assert {k: v.shape for k, v in body.state_dict().items()} == ref
     assert {type(x).__name__ for x in body.modules() if "Norm" in type(x).__name__} == {"BatchNorm2d"}
-    # FPN over layer2..4 (resnet18 widths 64 * 2 ** (i - 1)) with fpn_channels outputs, + a pool level.
+    # FPN over the returned stages (resnet18 widths 64 * 2 ** (i - 1)) with fpn_channels outputs, + a pool level.
     assert body.return_layers == {f"layer{i}": str(k) for k, i in enumerate(m["returned_layers"])}
     fpn = model.backbone.fpn
     assert [b[0].in_channels for b in fpn.inner_blocks] == [64 * 2 ** (i - 1) for i in m["returned_layers"]]
@@ -89,13 +93,21 @@ def test_cpu_config_builds_the_model_it_describes():
     gen = model.rpn.anchor_generator
     assert gen.sizes == tuple(tuple(s) for s in m["anchor_sizes"]) and len(gen.sizes) == len(m["returned_layers"]) + 1
     assert gen.aspect_ratios == (tuple(m["aspect_ratios"]),) * len(m["anchor_sizes"])
-    assert gen.num_anchors_per_location() == [len(m["anchor_sizes"][0]) * len(m["aspect_ratios"])] * 4
+    assert gen.num_anchors_per_location() == [len(m["anchor_sizes"][0]) * len(m["aspect_ratios"])] * len(
+        m["anchor_sizes"])
     # RPN and RoI sampling / proposal counts, detection thresholds, the resize's short sides.
     assert model.rpn._pre_nms_top_n["testing"] == m["rpn_pre_nms_top_n_test"] == 300
     assert model.rpn._post_nms_top_n == {"training": m["rpn_post_nms_top_n_train"],
                                          "testing": m["rpn_post_nms_top_n_test"]}
-    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == m["box_batch_size_per_image"] == 64
-    assert model.roi_heads.box_roi_pool.featmap_names == ["0", "1", "2"]
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == m["box_batch_size_per_image"]
+    assert model.roi_heads.box_roi_pool.featmap_names == [str(k) for k in range(len(m["returned_layers"]))]
+    assert model.roi_heads.box_roi_pool.sampling_ratio == m["roi_sampling_ratio"]
+    assert model.roi_heads.box_head.fc6.out_features == m["representation_size"]
+    # The trunk holds the bundled pretrained weights the file names, not a random initialisation.
+    from digitdet.model import resolve_weights
+
+    shipped = torch.load(resolve_weights(m["backbone_weights"]), weights_only=True)["state_dict"]
+    assert all(torch.equal(body.state_dict()[k], v.float()) for k, v in shipped.items())
     assert (model.roi_heads.nms_thresh, model.roi_heads.score_thresh) == (p["nms_thresh"], p["score_thresh"])
     assert tuple(model.transform.min_size) == tuple(m["min_size"])
 

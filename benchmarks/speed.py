@@ -117,13 +117,12 @@ def child_infer(spec: dict) -> dict:
     one = [[([imgs[i]], [{"image_id": i}])] for i in order]
     eight = [[([imgs[i] for i in order[k:k + 8]], [{"image_id": i} for i in order[k:k + 8]])]
              for k in range(0, len(order), 8)]
-    n1 = spec.get("b1_images") or len(one)
-    if spec.get("warm", True):  # allocator, oneDNN primitives (the slow rows skip some: budget)
+    if spec.get("warm", True):  # allocator, oneDNN primitives: every row warms up alike (rows_for)
         fn(one[0])
     if spec.get("warm_b8", True):
         fn(eight[0])
     reps = spec.get("repeats", 1)
-    lat = _timed(fn, one[:n1], reps)
+    lat = _timed(fn, one, reps)
     t8 = _timed(fn, eight, reps)
     large = _load(spec.get("large", []), cfg, dn)
     lat_large = _timed(fn, [[([im], [{"image_id": 0}])] for im in large], 1) if large else []
@@ -275,17 +274,19 @@ def _ort_has_cuda() -> bool:
 def rows_for(args, device: str, ckpt: str) -> list[dict]:
     base = {"device": device, "large": args.large_paths, "images": args.speed_paths}
     gpu = device == "cuda"
+    # Every row is timed the same way: one warm-up call at batch 1 and one at batch 8, then the same
+    # images at batch 1 and batch 8 for the same number of passes, and the same training steps.
+    timing = {"warm": True, "warm_b8": True, "repeats": args.repeats, "train_warmup": 1,
+              "train_steps": args.train_steps}
     rows = [
-        dict(base, key="report", label="(a) report: R101-FPN, 800/1333 resize, double norm, x2 bicubic",
+        dict(base, **timing, key="report", label="(a) report: R101-FPN, 800/1333 resize, double norm, x2 bicubic",
              config=str(CONFIGS / "seed.yaml"), overrides=REPORT_OVERRIDES, double_norm=True,
-             b1_images=None if gpu else args.report_b1, warm=gpu, warm_b8=gpu, repeats=3 if gpu else 1,
-             train_batch=4 if gpu else 2, train_warmup=1 if gpu else 0, train_steps=3 if gpu else 1),
-        dict(base, key="seed", label="(b) configs/seed.yaml as digitdet runs it (R101, x2, no resize)",
-             config=str(CONFIGS / "seed.yaml"), warm_b8=gpu, repeats=3 if gpu else 1, train_batch=4, train_warmup=1,
-             train_steps=3 if gpu else 1),
+             train_batch=4 if gpu else 2),
+        dict(base, **timing, key="seed", label="(b) configs/seed.yaml as digitdet runs it (R101, x2, no resize)",
+             config=str(CONFIGS / "seed.yaml"), train_batch=4),
     ]
     trained = not args.random_weights
-    fast = dict(base, repeats=args.repeats, train_batch=8, train_warmup=1, train_steps=3, checkpoint=ckpt,
+    fast = dict(base, **timing, train_batch=8, checkpoint=ckpt,
                 trained=trained, eval_dir=args.data_dir if trained else None, eval_images=args.eval_images)
     cpu_label = f"(c) digitdet CPU config ({'checkpoint ' + Path(ckpt).name if trained else 'configs/cpu.yaml'})"
     rows.append(dict(fast, key="cpu", label=cpu_label))
@@ -350,13 +351,13 @@ def machine(device: str) -> str:
 def notes(rows: list[dict], args, ckpt: str) -> list[str]:
     by = {r["key"]: r["res"] for r in rows}
     out = [
-        f"- Timing images: {len(args.speed_paths)} synthetic SVHN-sized test images (batch 8 = size-grouped "
-        f"batches of them; batch 1 = each alone, x{args.repeats} passes for the fast rows; the baseline's "
-        f"batch 1 uses {args.report_b1} of them, with no separate warm-up); large photo = "
+        f"- Timing images: {len(args.speed_paths)} synthetic SVHN-sized test images, the same for every row "
+        f"(batch 8 = size-grouped batches of them; batch 1 = each alone), {args.repeats} passes each, after "
+        "one warm-up call at batch 1 and one at batch 8 for every row; large photo = "
         f"{', '.join(Path(p).stem for p in args.large_paths)} from scikit-image (400x600 and up), batch 1. "
         "Times cover the model call on decoded images.",
         "- Peak RSS: the row's own process (python + torch + model + activations). Training: images/s over "
-        "1-3 optimizer steps after a warm-up step (the CPU baseline: one step of 2 images, no warm-up).",
+        f"{args.train_steps} optimizer step(s) after one warm-up step, every row (batch in brackets).",
         "- (a) and (b) have random weights (no report weights exist and the baseline cannot be trained here in "
         "budget: one training step at 800 px takes tens of seconds on CPU), so their accuracy is '—'. The "
         "report's 800 px pipeline is not expected to be more accurate on these crops (it mostly upsamples "
@@ -398,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="auto: the CPU table, and the GPU table too when CUDA is available")
     p.add_argument("--images", type=int, default=8, help="timing images (SVHN-sized test images)")
     p.add_argument("--large", type=int, default=1, help="large photos timed at batch 1 (at most 3)")
-    p.add_argument("--report-b1", type=int, default=2, help="images timed at batch 1 for the slow baseline")
-    p.add_argument("--repeats", type=int, default=5, help="timing passes for the fast rows")
+    p.add_argument("--repeats", type=int, default=2, help="timing passes over the images (every row)")
+    p.add_argument("--train-steps", type=int, default=2, help="timed training steps after one warm-up (every row)")
     p.add_argument("--eval-images", type=int, default=200, help="test images scored for accuracy")
     p.add_argument("--rows", nargs="+", metavar="KEY",
                    help="only these rows: report seed cpu default onnx onnx_int8 (default: all)")

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from digitdet.config import ANCHOR_PRESETS, Config, load_config, parse_override
 from digitdet.errors import ConfigError
+from tiny import yaml_settings
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -26,16 +26,6 @@ def test_seed_config_holds_the_report_settings():
     assert cfg.model.min_size is None  # no silent 800-px resize
 
 
-def _yaml_settings(path: Path) -> dict:
-    """{section: {key: value}} a YAML config file sets, its `_base_` chain resolved here with PyYAML."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    base = raw.pop("_base_", None)
-    out = _yaml_settings(path.parent / base) if base else {}
-    for section, values in raw.items():
-        out.setdefault(section, {}).update(values)
-    return out
-
-
 def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
@@ -49,7 +39,7 @@ def test_every_shipped_config_loads():
         cfg = load_config(stack)
         expected: dict = {}
         for f in stack:
-            for section, values in _yaml_settings(f).items():
+            for section, values in yaml_settings(f).items():
                 expected.setdefault(section, {}).update(values)
         if path.name == "cpu.yaml":  # the base chain was followed: seed.yaml's own settings are there too
             assert expected["train"]["optimizer"] == "adamw" and expected["train"]["plateau_factor"] == 0.5
@@ -70,8 +60,8 @@ def test_cpu_config_builds_the_model_it_describes():
 
     from digitdet.model import build_model
 
-    m = _yaml_settings(CONFIGS / "cpu.yaml")["model"]
-    p = _yaml_settings(CONFIGS / "cpu.yaml")["predict"]
+    m = yaml_settings(CONFIGS / "cpu.yaml")["model"]
+    p = yaml_settings(CONFIGS / "cpu.yaml")["predict"]
     model = build_model(load_config([CONFIGS / "cpu.yaml"]))
     # Backbone: torchvision's resnet18 trunk up to the deepest returned stage (every tensor name and
     # shape), batch norm, not frozen.

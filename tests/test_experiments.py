@@ -6,14 +6,13 @@ import io
 import json
 
 import pytest
-import yaml
 
 from digitdet import experiments
 from digitdet.cli import main
 from digitdet.config import Config
 from digitdet.errors import DigitdetError
 from digitdet.experiments import COLUMNS, Column, csv_table, make_variants, markdown_table, run_ablation
-from tiny import CPU, ROOT, TINY, make_tiny_dataset
+from tiny import CPU, ROOT, TINY, make_tiny_dataset, yaml_settings
 
 FAST = [*TINY, "train.threads=1"]  # one thread: OpenMP spin-waits badly on a shared 2-core machine
 ABLATIONS = sorted((ROOT / "configs" / "ablations").glob("*.yaml"))
@@ -58,21 +57,11 @@ def test_min_column_and_ties():
     assert experiments.best_cells(rows, Column("x", "x")) == {2}
 
 
-def _yaml_sections(path):
-    """{section: {key: value}} a YAML config file sets, its `_base_` chain resolved (read here with PyYAML)."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    base = raw.pop("_base_", None)
-    out = _yaml_sections(path.parent / base) if base else {}
-    for section, values in raw.items():
-        out.setdefault(section, {}).update(values)
-    return out
-
-
 def _expected_changes(delta):
     """'section.key=value; ...' for the keys `delta` sets to something else than cpu.yaml (over the
     dataclass defaults), in the config's section and field order."""
     defaults = Config().to_dict()
-    base, own = _yaml_sections(CPU), _yaml_sections(delta)
+    base, own = yaml_settings(CPU), yaml_settings(delta)
     parts = []
     for section, fields in defaults.items():
         for key in fields:

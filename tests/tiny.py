@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 CPU = ROOT / "configs" / "cpu.yaml"
 SVHN4 = ROOT.parent / "shared" / "fixtures" / "svhn4"
@@ -21,3 +23,14 @@ def make_tiny_dataset(root: Path, train: int = 8, valid: int = 4, test: int = 4,
     generate_dataset(root, {"train": train, "valid": valid, "test": test}, seed=seed, workers=1,
                      progress=False)
     return root
+
+
+def yaml_settings(path: Path) -> dict:
+    """{section: {key: value}} a YAML config file sets, its `_base_` chain resolved here with PyYAML
+    (independently of digitdet.config, so tests can check what load_config built)."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    base = raw.pop("_base_", None)
+    out = yaml_settings(Path(path).parent / base) if base else {}
+    for section, values in raw.items():
+        out.setdefault(section, {}).update(values)
+    return out

@@ -9,7 +9,7 @@ import torch
 
 from digitdet import io
 from digitdet.config import Config, load_config
-from digitdet.errors import ConfigError, DigitdetError
+from digitdet.errors import ConfigError, DigitdetError, first_line
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -23,16 +23,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise DigitdetError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+        raise DigitdetError(f"{path}: not a readable checkpoint ({first_line(exc, typed=True)})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise DigitdetError(f"{path}: not a digitdet checkpoint (missing 'model' or 'config')")
     return ckpt
-
-
-def _first_line(exc: BaseException) -> str:
-    """'TypeName: first line of the message' (torch's unpickling errors run to many lines)."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def config_from_checkpoint(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -56,6 +50,5 @@ def model_from_checkpoint(path: str | Path, overrides=(), device: str | torch.de
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: weights do not fit the configured model ({first})") from None
+        raise ConfigError(f"{path}: weights do not fit the configured model ({first_line(exc)})") from None
     return cfg, model.to(device).eval(), ckpt

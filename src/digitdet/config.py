@@ -18,7 +18,7 @@ from typing import Any, Union
 
 import yaml
 
-from digitdet.errors import ConfigError
+from digitdet.errors import ConfigError, first_line
 
 # Anchor presets from the report (sizes per FPN level; 5 levels = C2..C5 outputs + max-pool).
 ANCHOR_PRESETS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -183,7 +183,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """'problem at line L, column C' from PyYAML's multi-line message."""
-    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    problem = getattr(exc, "problem", None) or first_line(exc)
     mark = getattr(exc, "problem_mark", None)
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 

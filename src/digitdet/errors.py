@@ -27,6 +27,16 @@ def _original_message(text: str, cls: type) -> str:
     return last
 
 
+def first_line(exc: BaseException, typed: bool = False) -> str:
+    """The first line of an exception's message (library errors often run to many lines), or its type
+    name when the message is empty; `typed` puts the type name in front ('UnpicklingError: ...')."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return f"{type(exc).__name__}: {line}" if typed else line
+
+
 class ConfigError(DigitdetError):
     """An unknown key, a bad value or an unreadable config file."""
 

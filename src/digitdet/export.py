@@ -36,7 +36,7 @@ from digitdet.checkpoint import model_from_checkpoint
 from digitdet.config import Config
 from digitdet.data.coco import IMAGE_SUFFIXES, read_image
 from digitdet.data.transforms import build_transforms
-from digitdet.errors import DigitdetError
+from digitdet.errors import DigitdetError, first_line
 
 DEFAULT_OPSET = 17  # torchvision detection needs >= 11; 17 is well supported by onnxruntime >= 1.14
 MIN_OPSET = 11
@@ -164,8 +164,7 @@ def trace_to_onnx(model: torch.nn.Module, path: str | Path, *, opset: int, cfg: 
                               output_names=OUTPUT_NAMES, dynamic_axes=dynamic, do_constant_folding=True,
                               dynamo=False)
     except Exception as exc:  # noqa: BLE001 - exporter errors are many types; report the first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DigitdetError(f"ONNX export (opset {opset}) failed: {first}") from exc
+        raise DigitdetError(f"ONNX export (opset {opset}) failed: {first_line(exc)}") from exc
     if cfg is not None:
         _add_metadata(Path(path), cfg)
 

@@ -24,7 +24,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from digitdet.config import Config
-from digitdet.errors import ConfigError
+from digitdet.errors import ConfigError, first_line
 
 NUM_CLASSES = 11  # background + digits 0..9
 
@@ -124,8 +124,7 @@ def load_trunk_weights(trunk: nn.Module, path: str, stages: int = 4) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"model.backbone_weights: {file} is not a torch state dict ({first})") from None
+        raise ConfigError(f"model.backbone_weights: {file} is not a torch state dict ({first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from digitdet.errors import DigitdetError
+from digitdet.errors import DigitdetError, first_line
 
 
 def cpu_cores() -> int:
@@ -63,8 +63,7 @@ def make_session(onnx_path: str | Path, *, threads: int | None = None, device: s
     try:
         session = ort.InferenceSession(str(path), so, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DigitdetError(f"{path}: not a loadable ONNX model ({first})") from None
+        raise DigitdetError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
     names = [i.name for i in session.get_inputs()]
     if names != ["image"]:
         raise DigitdetError(f"{path}: expected one input named 'image' (a digitdet export), found {names}")

@@ -11,12 +11,10 @@ on the number of worker processes.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 import numpy as np
 from PIL import Image
 
-from digitdet.data.synth import sample_rng
+from digitdet.data.synth import map_renders, sample_rng
 from digitdet.data.synth_scene import render_sample
 
 PRETRAIN_SPLIT = 3  # synth splits 0, 1, 2 are train, valid, test
@@ -84,22 +82,8 @@ def make_crops(seed: int, first: int, count: int, *, short_side: int = 80, size:
     """Crops of images first .. first+count-1, in image order: uint8 (N, size, size, 3), int64 (N,).
     `progress(n)` is called with the number of images done since the last call."""
     tasks = [(seed, i, short_side, size) for i in range(first, first + count)]
-    parts = []
-    if workers <= 1 or count < 32:
-        for t in tasks:
-            parts.append(_task(t))
-            if progress:
-                progress(1)
-    else:
-        from digitdet.data.synth import _warm
-
-        _warm()
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ctx.Pool(workers, initializer=_warm) as pool:
-            for part in pool.imap(_task, tasks, chunksize=16):
-                parts.append(part)
-                if progress:
-                    progress(1)
+    parts = map_renders(_task, tasks, workers, inline_below=32, chunksize=16,
+                        on_done=(lambda: progress(1)) if progress else None)
     if not parts:
         return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

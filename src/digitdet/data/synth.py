@@ -20,6 +20,7 @@ import math
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from digitdet.errors import DataError
 from digitdet.io import atomic_dir, atomic_path, write_json
 
 __all__ = ["SPLITS", "Sample", "generate_dataset", "render_sample", "write_preview", "sample_rng",
-           "PREVIEW_CELL", "SYNTH_MARKER", "is_synthetic", "check_replaceable"]
+           "PREVIEW_CELL", "SYNTH_MARKER", "is_synthetic", "check_replaceable", "map_renders"]
 
 SPLITS = ("train", "valid", "test")
 CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]
@@ -79,6 +80,29 @@ def _warm() -> None:
     for f in synth_style.font_files():
         synth_style.font_metrics(f)
     synth_style.textures()
+
+
+def map_renders(fn: Callable, tasks: list, workers: int, *, inline_below: int, chunksize: int,
+                on_done: Callable[[], object] | None = None) -> list:
+    """[fn(t) for t in tasks], in order: in this process for one worker or fewer than `inline_below`
+    tasks, else in a pool of forked processes that start with the fonts and textures loaded (so the
+    result never depends on the number of workers). `on_done()` after each task."""
+    if workers <= 1 or len(tasks) < inline_below:
+        out = []
+        for t in tasks:
+            out.append(fn(t))
+            if on_done:
+                on_done()
+        return out
+    _warm()  # before forking: workers inherit what is loaded
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    out = []
+    with ctx.Pool(workers, initializer=_warm) as pool:
+        for r in pool.imap(fn, tasks, chunksize=chunksize):
+            out.append(r)
+            if on_done:
+                on_done()
+    return out
 
 
 def _check_counts(counts: dict) -> dict[str, int]:
@@ -130,17 +154,7 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
                 (tmp / split).mkdir()
                 tasks += [(int(seed), k, i, str(tmp / split / f"{i}.png")) for i in range(1, counts[split] + 1)]
         bar = tqdm(total=total, unit="img", desc="synth", disable=not progress)
-        rows: list = []
-        if workers == 1 or total < 64:
-            for t in tasks:
-                rows.append(_render_task(t))
-                bar.update()
-        else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(workers, initializer=_warm) as pool:
-                for r in pool.imap(_render_task, tasks, chunksize=8):
-                    rows.append(r)
-                    bar.update()
+        rows = map_renders(_render_task, tasks, workers, inline_below=64, chunksize=8, on_done=bar.update)
         bar.close()
         start = 0
         for split in SPLITS:

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from digitdet import io
+from digitdet.config import ModelConfig
 from digitdet.errors import DigitdetError
 
 TRUNK_FORMAT = "digitdet-trunk/1"
@@ -73,8 +74,10 @@ class GlyphClassifier(nn.Module):
         return {k: v for k, v in self.trunk.state_dict().items() if k.startswith(keep)}
 
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # the detector's normalization
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+# The detector's normalization (GeneralizedRCNNTransform with the config's defaults), so the trunk sees
+# the same input statistics in both.
+_MEAN = torch.tensor(ModelConfig().image_mean).view(1, 3, 1, 1)
+_STD = torch.tensor(ModelConfig().image_std).view(1, 3, 1, 1)
 
 
 def to_batch(crops: np.ndarray, gen: torch.Generator | None = None) -> torch.Tensor:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from digitdet.config import ANCHOR_PRESETS, Config, load_config, parse_override
+from digitdet.config import ANCHOR_PRESETS, Config, load_config, parse_override, shipped_configs
 from digitdet.errors import ConfigError
 from tiny import yaml_settings
 
@@ -183,4 +183,85 @@ def test_invalid_yaml_is_an_error_naming_the_place(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  lr: 0.1\n  epochs: [1\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML .* at line \d+, column \d+"):
+        load_config([bad])
+
+
+# --- configs by name: shipped as package data, found from any directory --------------------------------
+
+
+def test_shipped_configs_load_by_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./configs here
+    assert {"cpu", "seed", "ablations/scale2", "recipe/roi7"} <= set(shipped_configs())
+    by_path = load_config([CONFIGS / "cpu.yaml"])
+    for name in ("cpu", "cpu.yaml", "configs/cpu.yaml", "./cpu.yml"):
+        assert load_config([name]) == by_path, name
+    assert load_config(["seed"]) == load_config([CONFIGS / "seed.yaml"])
+    assert load_config(["cpu", "ablations/scale2"]).data.upsample == 2.0
+    assert load_config(["ablations/scale2.yaml"]) == load_config([CONFIGS / "ablations" / "scale2.yaml"])
+
+
+def test_a_file_that_exists_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cpu.yaml").write_text("train:\n  epochs: 3\n")
+    assert load_config(["cpu.yaml"]).train.epochs == 3  # ./cpu.yaml, not the package's
+    assert load_config(["cpu"]) == load_config([CONFIGS / "cpu.yaml"])  # no ./cpu file: the name
+
+
+def test_unknown_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"cpuu: config file not found.*shipped: .*ablations/scale2.*cpu.*seed"):
+        load_config(["cpuu"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(["../configs/cpu"])  # a name is looked up in the list, never joined onto the package path
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(ConfigError, match="not a config file"):
+        load_config(["folder.yaml"])
+
+
+def test_users_file_can_base_on_a_shipped_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "sub" / "my.yaml"
+    mine.parent.mkdir()
+    mine.write_text("_base_: cpu.yaml\ntrain:\n  epochs: 2\n")
+    cfg = load_config([mine])
+    assert cfg.train.epochs == 2
+    assert cfg.model == load_config(["cpu"]).model  # cpu.yaml and its own _base_ (seed.yaml) were followed
+    (tmp_path / "sub" / "cpu.yaml").write_text("train:\n  lr: 0.5\n")  # a file beside it wins
+    assert load_config([mine]).train.lr == 0.5
+    mine.write_text("_base_: nope.yaml\n")
+    with pytest.raises(ConfigError, match=r"my\.yaml: _base_: .*nope\.yaml: config file not found.*shipped"):
+        load_config([mine])
+    mine.write_text("_base_: [1, 2]\n")
+    with pytest.raises(ConfigError, match="_base_ must be"):
+        load_config([mine])
+
+
+def test_every_shipped_yaml_is_package_data():
+    """Each YAML under the package is found through importlib.resources and matched by a package-data
+    glob in pyproject.toml, so a non-editable `pip install .` carries it."""
+    import fnmatch
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    from importlib import resources
+
+    def walk(node, prefix=""):
+        for child in node.iterdir():
+            if child.is_dir():
+                yield from walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".yaml"):
+                yield f"{prefix}{child.name}"
+
+    found = sorted(walk(resources.files("digitdet") / "configs"))
+    assert found == sorted(f"{n}.yaml" for n in shipped_configs())
+    assert len(found) == len(list(CONFIGS.rglob("*.yaml"))) >= 14
+    pyproject = tomllib.loads((CONFIGS.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["digitdet"]
+    for name in found:
+        assert any(fnmatch.fnmatchcase(f"configs/{name}", g) and g.count("/") == name.count("/") + 1
+                   for g in globs), name
+
+
+def test_unreadable_config_is_a_config_error(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"train:\n  lr: 0.1 # \xe9\n")
+    with pytest.raises(ConfigError, match="cannot read config file"):
         load_config([bad])

@@ -1,8 +1,10 @@
 """One typed configuration: frozen dataclasses loaded from YAML files plus `section.key=value` overrides.
 
-A YAML file may name a parent with `_base_: other.yaml` (relative to itself); files given later and
-command-line overrides are merged on top, key by key. Unknown keys and values of the wrong type are
-errors that name the key.
+A config is a YAML file's path or the name of a config shipped inside the package (`cpu`, `seed`,
+`ablations/scale2`; `cpu.yaml` and `configs/cpu.yaml` name it too): a file that exists wins over a name.
+A YAML file may name a parent with `_base_: other.yaml`, resolved the same way relative to itself (so a
+user's own file can say `_base_: cpu.yaml`); files given later and command-line overrides are merged on
+top, key by key. Unknown keys and values of the wrong type are errors that name the key.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any, Union
 import yaml
 
 from digitdet.errors import ConfigError, first_line
+
+# The shipped configs: package data (pyproject [tool.setuptools.package-data]), found from any directory.
+SHIPPED_DIR = Path(__file__).resolve().parent / "configs"
 
 # Anchor presets from the report (sizes per FPN level; 5 levels = C2..C5 outputs + max-pool).
 ANCHOR_PRESETS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -136,15 +141,44 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped with digitdet: 'cpu', 'seed', 'ablations/scale2', ... (sorted)."""
+    return sorted(p.relative_to(SHIPPED_DIR).with_suffix("").as_posix() for p in SHIPPED_DIR.rglob("*.yaml"))
+
+
+def resolve_config(spec: str | Path, folder: Path | None = None) -> Path:
+    """The YAML file `spec` names: a path (relative to `folder` when given, e.g. a `_base_`'s file's folder,
+    else to the working directory) when that file exists, else a shipped config's name ('cpu', 'cpu.yaml',
+    'configs/cpu.yaml', 'ablations/scale2'). Neither -> ConfigError listing the shipped names."""
+    path = Path(spec)
+    candidate = folder / path if folder is not None else path
+    if candidate.is_file():
+        return candidate
+    name = path.as_posix()
+    name = name[2:] if name.startswith("./") else name
+    name = name[len("configs/"):] if name.startswith("configs/") else name
+    for suffix in (".yaml", ".yml"):
+        name = name.removesuffix(suffix)
+    available = shipped_configs()
+    if name in available:  # a lookup in the list, never a path built from user text
+        return SHIPPED_DIR / f"{name}.yaml"
+    if candidate.exists():
+        raise ConfigError(f"{candidate}: not a config file")
+    raise ConfigError(f"{candidate}: config file not found, and no shipped config has that name "
+                      f"(shipped: {', '.join(available)})")
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read one YAML file, resolving its `_base_` chain first."""
+    """Read one YAML file (already resolved by resolve_config), resolving its `_base_` chain first."""
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: circular _base_ reference")
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({first_line(exc)})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(raw, dict):
@@ -152,7 +186,13 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base = raw.pop("_base_", None)
     if base is None:
         return raw
-    merged = _read_yaml((path.parent / str(base)), (*seen, path))
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: _base_ must be a file name or a shipped config's name, got {base!r}")
+    try:
+        base_path = resolve_config(base, folder=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: _base_: {exc}") from None
+    merged = _read_yaml(base_path, (*seen, path))
     _deep_merge(merged, raw, str(path))
     return merged
 
@@ -191,11 +231,11 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def load_config(
     paths: Iterable[str | Path] = (), overrides: Sequence[str] = (), base: dict[str, Any] | None = None
 ) -> Config:
-    """Merge `base` (e.g. a checkpoint's config), YAML files (in order) and overrides onto the defaults;
-    validate every key and type."""
+    """Merge `base` (e.g. a checkpoint's config), YAML files or shipped config names (in order; see
+    resolve_config) and overrides onto the defaults; validate every key and type."""
     merged: dict[str, Any] = copy.deepcopy(base) if base else {}
     for path in paths:
-        _deep_merge(merged, _read_yaml(Path(path)), str(path))
+        _deep_merge(merged, _read_yaml(resolve_config(path)), str(path))
     for text in overrides:
         (section, key), value = parse_override(text)
         merged.setdefault(section, {})

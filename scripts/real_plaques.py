@@ -1,10 +1,11 @@
 """Whole-number accuracy of a checkpoint on the real plaque photos (a development set: measure, never
 train or tune on it).
 
-    python scripts/real_plaques.py --checkpoint runs/demo/best.pt [--data ../shared/real_plaques]
+    python scripts/real_plaques.py [--checkpoint runs/demo/best.pt] [--single-scale] [--data ../shared/real_plaques]
 
-Runs `digitdet predict` over DATA/images (ids = integer file stems) and compares pred.csv with
-DATA/numbers.csv (image_id,true_number,...). Prints a markdown table of every photo and the accuracy.
+Reads DATA/images with the same Reader as `digitdet read` (no checkpoint: the bundled reader; whole-photo
+pyramid unless --single-scale) and compares with DATA/numbers.csv (image_id,true_number,...; ids are the
+integer file stems). Prints a markdown table of every photo, the accuracy and the time per photo.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,24 +25,29 @@ def read_numbers(path: Path) -> dict[int, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", help="default: the bundled reader")
+    p.add_argument("--single-scale", action="store_true", help="the model's own scale only (no pyramid)")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "real_plaques"))
     p.add_argument("overrides", nargs="*", metavar="section.key=value")
     args = p.parse_args(argv)
-    from digitdet.predict import predict_folder
+    from digitdet.reading.reader import Reader, image_files
 
     data = Path(args.data)
     truth = read_numbers(data / "numbers.csv")
-    with tempfile.TemporaryDirectory() as tmp:
-        predict_folder(args.checkpoint, data / "images", tmp, overrides=tuple(args.overrides), progress=False)
-        with (Path(tmp) / "pred.csv").open(newline="", encoding="utf-8") as f:
-            read = {int(r["image_id"]): r["pred_label"] for r in csv.DictReader(f)}
+    reader = Reader(args.checkpoint, overrides=tuple(args.overrides), pyramid=not args.single_scale)
+    read, ms = {}, []
+    for f in image_files([data / "images"]):
+        r = reader.read_file(f)
+        read[int(f.stem)] = r.number if r.number is not None else "-1"
+        ms.append(r.ms)
     right = sum(read.get(i) == n for i, n in truth.items())
     print("| photo | true | read | |")
     print("|---:|---:|---:|---|")
     for i, n in sorted(truth.items()):
         print(f"| {i} | {n} | {read.get(i, '(none)')} | {'ok' if read.get(i) == n else ''} |")
-    print(f"\nreal_plaques number accuracy: {right}/{len(truth)} = {right / len(truth):.3f} ({args.checkpoint})")
+    mode = "single scale" if args.single_scale else "pyramid"
+    print(f"\nreal_plaques number accuracy: {right}/{len(truth)} = {right / len(truth):.3f} ({reader.source}, "
+          f"{mode}; {sum(ms) / len(ms):.0f} ms per photo on average, slowest {max(ms):.0f} ms)")
     return 0
 
 

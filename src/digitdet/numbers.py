@@ -4,8 +4,9 @@ Rules, in order:
 1. keep detections scoring >= the reading threshold (separate from the pred.json threshold);
 2. class-agnostic duplicate suppression: two boxes of different digits on one glyph keep only the
    higher-scoring one (per-class NMS cannot see this; it turned the report's "117" into "1117");
-3. order: left-to-right by box centre; a vertically stacked number (each box below the previous one,
-   not side by side) reads top-to-bottom;
+3. group the digits left into candidate numbers (reading.grouping: alike in height, on one line or in
+   one column) and read the best-ranked one, left-to-right, or top-to-bottom for a stacked number;
+   a stray digit from texture or small print does not join it;
 4. no digit left -> "-1".
 Boxes are xyxy; labels are 1..10 meaning digits 0..9.
 """
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torchvision.ops import nms
+
+from digitdet.reading.grouping import Candidate, Digit, group_digits
 
 NO_NUMBER = "-1"
 
@@ -48,6 +51,24 @@ def is_vertical(boxes: torch.Tensor) -> bool:
     return True
 
 
+def read_candidates(
+    boxes: Sequence | np.ndarray | torch.Tensor,
+    scores: Sequence | np.ndarray | torch.Tensor,
+    labels: Sequence | np.ndarray | torch.Tensor,
+    score_thresh: float,
+    dedup_iou: float,
+) -> list[Candidate]:
+    """Candidate numbers from detections scoring >= `score_thresh`, best first (rules 1-3)."""
+    boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
+    scores = _as_tensor(scores, torch.float32).reshape(-1)
+    labels = _as_tensor(labels, torch.int64).reshape(-1)
+    keep = scores >= score_thresh
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = suppress_duplicates(boxes, scores, dedup_iou)
+    digits = [Digit(tuple(float(v) for v in boxes[i]), int(labels[i]) - 1, float(scores[i])) for i in keep]
+    return group_digits(digits)
+
+
 def read_number(
     boxes: Sequence | np.ndarray | torch.Tensor,
     scores: Sequence | np.ndarray | torch.Tensor,
@@ -56,25 +77,19 @@ def read_number(
     dedup_iou: float,
 ) -> str:
     """The number shown, e.g. "117", or "-1" when no digit scores >= `score_thresh`."""
-    boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
-    scores = _as_tensor(scores, torch.float32).reshape(-1)
-    labels = _as_tensor(labels, torch.int64).reshape(-1)
-    keep = scores >= score_thresh
-    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    if len(boxes) == 0:
-        return NO_NUMBER
-    keep = suppress_duplicates(boxes, scores, dedup_iou)
-    boxes, labels = boxes[keep], labels[keep]
-    axis = 1 if is_vertical(boxes) else 0
-    centres = (boxes[:, axis] + boxes[:, axis + 2]) / 2
-    order = torch.argsort(centres, stable=True)
-    return "".join(str(int(label) - 1) for label in labels[order])
+    candidates = read_candidates(boxes, scores, labels, score_thresh, dedup_iou)
+    return candidates[0].number if candidates else NO_NUMBER
 
 
 def ground_truth_number(boxes, labels) -> str:
-    """The number a ground-truth annotation shows (same ordering rules, every box counts)."""
+    """The number a ground-truth annotation shows: every box counts, in reading order (no grouping)."""
     boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
-    return read_number(boxes, torch.ones(len(boxes)), labels, score_thresh=0.0, dedup_iou=1.0)
+    labels = _as_tensor(labels, torch.int64).reshape(-1)
+    if len(boxes) == 0:
+        return NO_NUMBER
+    axis = 1 if is_vertical(boxes) else 0
+    order = torch.argsort((boxes[:, axis] + boxes[:, axis + 2]) / 2, stable=True)
+    return "".join(str(int(label) - 1) for label in labels[order])
 
 
 def number_accuracy(predicted: dict[int, str], truth: dict[int, str]) -> float:

@@ -1,0 +1,133 @@
+"""From one image's digit detections to candidate numbers, ranked; the reading is the best candidate.
+
+A photo of a wall holds more than the house number: digits in small print, a stray "digit" the detector
+sees in bricks or letters, a second sign. Digits of one number are alike and lined up, so they are
+grouped first and only then read:
+
+1. link two digits when their heights differ by at most `max_height_ratio` and they sit side by side
+   on one line (centres within `line_tol` heights vertically, a gap of at most `max_gap` heights), or
+   one above the other in a column (a stacked number: centres within `line_tol` widths-as-heights
+   horizontally, a vertical gap of at most `max_gap` heights);
+2. every connected set of linked digits is a candidate; it reads left to right, or top to bottom when
+   its digits form a column (numbers.is_vertical);
+3. candidates are ranked by confidence (mean digit score) x size (the candidate's median height over the
+   tallest candidate's, square-rooted: the house number is usually the largest text) x coherence (how
+   alike its digit heights are).
+
+Boxes are xyxy pixels; `digit` is the digit value 0..9 (the model's label minus one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Digit:
+    box: tuple[float, float, float, float]
+    digit: int
+    score: float
+
+    @property
+    def height(self) -> float:
+        return max(self.box[3] - self.box[1], 1e-6)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+    def to_json(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box], "digit": int(self.digit),
+                "score": round(float(self.score), 4)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    number: str
+    confidence: float  # mean score of its digits, 0..1
+    rank: float  # confidence x size x coherence: the order candidates are listed in
+    box: tuple[float, float, float, float]
+    digits: list[Digit] = field(repr=False)
+    vertical: bool = False
+
+    def to_json(self) -> dict:
+        return {"number": self.number, "confidence": round(float(self.confidence), 4),
+                "box": [round(float(v), 1) for v in self.box]}
+
+
+@dataclass(frozen=True)
+class GroupingRules:
+    max_height_ratio: float = 1.6
+    line_tol: float = 0.45
+    max_gap: float = 1.0
+
+
+def _linked(a: Digit, b: Digit, r: GroupingRules) -> bool:
+    ha, hb = a.height, b.height
+    if max(ha, hb) / min(ha, hb) > r.max_height_ratio:
+        return False
+    h = (ha + hb) / 2
+    (ax, ay), (bx, by) = a.centre, b.centre
+    gap_x = max(b.box[0] - a.box[2], a.box[0] - b.box[2])
+    if abs(ay - by) <= r.line_tol * h and gap_x <= r.max_gap * h:
+        return True
+    gap_y = max(b.box[1] - a.box[3], a.box[1] - b.box[3])
+    return abs(ax - bx) <= r.line_tol * h and gap_y <= r.max_gap * h and gap_y > -0.5 * h
+
+
+def _components(digits: list[Digit], rules: GroupingRules) -> list[list[int]]:
+    parent = list(range(len(digits)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(digits)):
+        for j in range(i + 1, len(digits)):
+            if _linked(digits[i], digits[j], rules):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(digits)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def _is_column(digits: list[Digit]) -> bool:
+    """A column: sorted by centre-y, each starts below the previous centre and they overlap horizontally
+    (so they cannot be neighbours on one line)."""
+    if len(digits) < 2:
+        return False
+    ds = sorted(digits, key=lambda d: d.centre[1])
+    for prev, cur in zip(ds[:-1], ds[1:]):
+        overlap_x = min(prev.box[2], cur.box[2]) - max(prev.box[0], cur.box[0])
+        narrower = min(prev.box[2] - prev.box[0], cur.box[2] - cur.box[0])
+        if cur.box[1] < prev.centre[1] or overlap_x < 0.5 * narrower:
+            return False
+    return True
+
+
+def group_digits(digits: list[Digit], rules: GroupingRules = GroupingRules()) -> list[Candidate]:
+    """Candidate numbers, best first (see the module doc). Duplicate boxes must be removed before."""
+    if not digits:
+        return []
+    made = []
+    for idx in _components(digits, rules):
+        members = [digits[i] for i in idx]
+        vertical = _is_column(members)
+        members.sort(key=lambda d: d.centre[1] if vertical else d.centre[0])
+        heights = np.array([d.height for d in members])
+        conf = float(np.mean([d.score for d in members]))
+        coherence = float(np.exp(-np.std(np.log(heights)))) if len(members) > 1 else 1.0
+        box = (min(d.box[0] for d in members), min(d.box[1] for d in members),
+               max(d.box[2] for d in members), max(d.box[3] for d in members))
+        made.append((members, vertical, conf, coherence, float(np.median(heights)), box))
+    tallest = max(m[4] for m in made)
+    out = [Candidate("".join(str(d.digit) for d in members), conf, conf * (h / tallest) ** 0.5 * coherence,
+                     box, members, vertical)
+           for members, vertical, conf, coherence, h, box in made]
+    out.sort(key=lambda c: (-c.rank, c.box[0], c.box[1]))
+    return out

@@ -1,0 +1,150 @@
+"""Whole-photo detection: an image pyramid, tiled where large, at the scale the detector was trained on.
+
+The detector learned digits of roughly 20-80 px in an image whose short side is ~88 px (cpu.yaml's
+min_size). A tight crop shows digits at that scale once shrunk to 88 px; a phone photo of a wall shows a
+50-px number in a 720-px image, which the same shrink turns into 6 px: nothing is found. So the image is
+run at several scales:
+
+- level 0 is the model's own test-time scale (short side `base_short`, long side at most `base_max`);
+- each further level is `step` times larger, until a digit of `min_digit` original pixels reaches
+  `band[0]` pixels, or the level would exceed `max_level_pixels` (the memory and time budget: a
+  4000x3000 photo is never run larger than that);
+- a level larger than `tile` pixels on a side runs as overlapping tiles (`overlap` > the largest trusted
+  digit, so every digit lies whole inside some tile); a box touching an inner tile edge is dropped, its
+  whole copy comes from the neighbouring tile;
+- each level keeps only the digits of the heights it is trusted for (`band`, in level pixels; level 0
+  keeps everything taller, the finest level everything shorter), then all levels map back to input
+  pixels and one class-agnostic NMS merges them.
+
+Boxes are xyxy pixels of the input tensor; labels 1..10 are digits 0..9.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import nms
+
+
+@dataclass(frozen=True)
+class PyramidSettings:
+    base_short: int = 88
+    base_max: int = 320
+    step: float = 2.0
+    min_digit: float = 12.0
+    band: tuple[float, float] = (20.0, 60.0)
+    max_level_pixels: int = 4_000_000
+    tile: int = 512
+    overlap: int = 128
+    merge_iou: float = 0.5
+    batch: int = 8
+
+
+def level_scales(height: int, width: int, s: PyramidSettings) -> list[float]:
+    """Scale factors (level size / input size), coarsest first."""
+    scales = [min(s.base_short / min(height, width), s.base_max / max(height, width))]
+    finest_needed = s.band[0] / s.min_digit  # a min_digit-px digit reaches band[0] px at this scale
+    cap = math.sqrt(s.max_level_pixels / (height * width))
+    while scales[-1] < finest_needed:
+        nxt = min(scales[-1] * s.step, finest_needed, cap)
+        if nxt < scales[-1] * 1.25:  # budget reached: a level this close adds nothing
+            break
+        scales.append(nxt)
+    return scales
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of `tile` px covering `length` px with at least `overlap` px shared."""
+    if length <= tile:
+        return [0]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def _resize(image: torch.Tensor, scale: float) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if size == (h, w):
+        return image
+    return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
+                         antialias=scale < 1)[0]
+
+
+class PyramidDetector(nn.Module):
+    """Wraps a torchvision detector (in eval mode) so that `forward(images)` runs each image as a tiled
+    pyramid and returns one merged detection dict per image, like the detector itself.
+
+    The wrapped model's own resize is switched off (it gets the level images as they are); keep a
+    separate model object if you also need its plain behaviour."""
+
+    def __init__(self, model: nn.Module, settings: PyramidSettings = PyramidSettings()) -> None:
+        super().__init__()
+        from digitdet.model import KeepSizeTransform
+
+        t = model.transform
+        model.transform = KeepSizeTransform(min_size=1, max_size=1 << 16, image_mean=list(t.image_mean),
+                                            image_std=list(t.image_std))
+        self.model = model
+        self.settings = settings
+
+    @torch.inference_mode()
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        return [self._detect(image) for image in images]
+
+    def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        s = self.settings
+        h, w = image.shape[-2:]
+        scales = level_scales(h, w, s)
+        tiles, where = [], []  # where: (level, scale, x0, y0, inner edges)
+        for k, scale in enumerate(scales):
+            level = _resize(image, scale)
+            lh, lw = level.shape[-2:]
+            for y0 in tile_origins(lh, s.tile, s.overlap):
+                for x0 in tile_origins(lw, s.tile, s.overlap):
+                    t = level[:, y0:y0 + s.tile, x0:x0 + s.tile]
+                    th, tw = t.shape[-2:]
+                    inner = (x0 > 0, y0 > 0, x0 + tw < lw, y0 + th < lh)
+                    tiles.append(t)
+                    where.append((k, scale, x0, y0, inner))
+        boxes, scores, labels = [], [], []
+        for i in range(0, len(tiles), s.batch):
+            chunk = tiles[i:i + s.batch]
+            for t, det, (k, scale, x0, y0, inner) in zip(chunk, self.model(chunk), where[i:i + s.batch]):
+                keep = self._trusted(det["boxes"], k, len(scales), t.shape, inner)
+                b = det["boxes"][keep] + torch.tensor([x0, y0, x0, y0], dtype=det["boxes"].dtype)
+                boxes.append(b / scale)
+                scores.append(det["scores"][keep])
+                labels.append(det["labels"][keep])
+        if not boxes:
+            return {"boxes": torch.zeros((0, 4)), "scores": torch.zeros(0),
+                    "labels": torch.zeros(0, dtype=torch.int64)}
+        b, sc, lb = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+        if len(scales) > 1 or len(tiles) > 1:
+            keep = nms(b, sc, s.merge_iou)
+            b, sc, lb = b[keep], sc[keep], lb[keep]
+        return {"boxes": b, "scores": sc, "labels": lb}
+
+    def _trusted(self, boxes: torch.Tensor, level: int, n_levels: int, shape, inner) -> torch.Tensor:
+        """Boxes of the heights this level is trusted for, not cut by an inner tile edge."""
+        lo, hi = self.settings.band
+        hts = boxes[:, 3] - boxes[:, 1]
+        keep = torch.ones(len(boxes), dtype=torch.bool)
+        if level < n_levels - 1:
+            keep &= hts >= lo
+        if level > 0:
+            keep &= hts <= hi
+        th, tw = shape[-2:]
+        margin = 2.0
+        if inner[0]:
+            keep &= boxes[:, 0] > margin
+        if inner[1]:
+            keep &= boxes[:, 1] > margin
+        if inner[2]:
+            keep &= boxes[:, 2] < tw - margin
+        if inner[3]:
+            keep &= boxes[:, 3] < th - margin
+        return keep

@@ -1,0 +1,143 @@
+"""Image files -> readings: the model (a checkpoint, or the bundled reader), the data pipeline's eval
+transforms, whole-photo detection (reading.pyramid) and grouping into numbers (reading.grouping).
+
+    reader = Reader()                      # the reader shipped in digitdet/weights
+    reading = reader.read_file("house.jpg")
+    reading.number, reading.confidence     # "117", 0.93 (number None when no digit is found)
+
+A file that cannot be read gives a Reading with `error` set (one line naming the file and the problem);
+the caller decides whether to go on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from digitdet.errors import DataError, DigitdetError, first_line
+from digitdet.reading.grouping import Candidate
+from digitdet.reading.pyramid import PyramidDetector, PyramidSettings
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+@dataclass
+class Reading:
+    file: str
+    number: str | None = None
+    confidence: float = 0.0
+    digits: list = field(default_factory=list)  # reading.grouping.Digit of every digit found
+    candidates: list[Candidate] = field(default_factory=list)
+    error: str | None = None
+    ms: float = 0.0
+
+    def to_json(self) -> dict:
+        out = {"file": self.file, "number": self.number, "confidence": round(float(self.confidence), 4),
+               "digits": [d.to_json() for d in self.digits],
+               "candidates": [c.to_json() for c in self.candidates], "ms": round(self.ms, 1)}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def bundled_reader_path() -> Path:
+    path = WEIGHTS_DIR / f"{BUNDLED_READER}.pt"
+    if not path.is_file():
+        raise DigitdetError(f"the bundled reader {path} is missing from this installation; "
+                            "pass --checkpoint RUN/best.pt")
+    return path
+
+
+def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
+    """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True."""
+    from digitdet.checkpoint import config_from_checkpoint, model_from_checkpoint
+    from digitdet.model import build_model
+
+    if checkpoint is not None:
+        cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
+        return cfg, model
+    path = bundled_reader_path()
+    try:
+        packed = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged installation
+        raise DigitdetError(f"{path}: the bundled reader cannot be loaded ({first_line(exc, typed=True)})") from None
+    cfg = config_from_checkpoint(packed, overrides)
+    if not any(o.startswith("predict.read_thresh") for o in overrides):
+        cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(packed["read_thresh"])))
+    cfg = replace(cfg, model=replace(cfg.model, backbone_weights=None))
+    model = build_model(cfg)
+    model.load_state_dict({k: v.float() for k, v in packed["model"].items()})
+    return cfg, model.to(device).eval()
+
+
+def pyramid_settings(cfg) -> PyramidSettings:
+    """The pyramid's level 0 is the model's own test scale (the last min_size, max_size)."""
+    m = cfg.model
+    short = m.min_size[-1] if isinstance(m.min_size, (list, tuple)) else m.min_size
+    if short is None:  # a model that keeps the data pipeline's size: level 0 is the input size
+        return PyramidSettings(base_short=1 << 16, base_max=m.max_size)
+    return PyramidSettings(base_short=int(short), base_max=int(m.max_size))
+
+
+class Reader:
+    """Reads house numbers from images with one model loaded once (see the module doc)."""
+
+    def __init__(self, checkpoint: str | Path | None = None, *, overrides=(), device: str | None = None,
+                 pyramid: bool = True) -> None:
+        from digitdet.data.transforms import build_transforms
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.cfg, model = load_model(checkpoint, overrides, self.device)
+        self.source = str(checkpoint) if checkpoint is not None else f"bundled:{BUNDLED_READER}"
+        self.detector = PyramidDetector(model, pyramid_settings(self.cfg)) if pyramid else model
+        self.transforms = build_transforms(self.cfg.data, train=False)
+
+    def detect(self, image) -> dict[str, torch.Tensor]:
+        """Detections for one PIL RGB image, boxes in its pixels (xyxy; labels 1..10)."""
+        empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64), "image_id": 0}
+        tensor, target = self.transforms(image, empty)
+        with torch.inference_mode():
+            det = self.detector([tensor.to(self.device)])[0]
+        boxes = det["boxes"].float().cpu()
+        sx, sy = target.get("scale", (1.0, 1.0))
+        if (sx, sy) != (1.0, 1.0):
+            boxes = boxes / torch.tensor([sx, sy, sx, sy])
+        return {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].cpu()}
+
+    def read_image(self, image, name: str = "<image>") -> Reading:
+        from digitdet import numbers
+
+        t0 = time.perf_counter()
+        det = self.detect(image)
+        p = self.cfg.predict
+        candidates = numbers.read_candidates(det["boxes"], det["scores"], det["labels"], p.read_thresh,
+                                             p.dedup_iou)
+        digits = [d for c in candidates for d in c.digits]
+        best = candidates[0] if candidates else None
+        return Reading(name, best.number if best else None, best.confidence if best else 0.0, digits,
+                       candidates, ms=(time.perf_counter() - t0) * 1000)
+
+    def read_file(self, path: str | Path) -> Reading:
+        from digitdet.data.coco import read_image
+
+        try:
+            image = read_image(path)
+        except DataError as exc:
+            return Reading(str(path), error=str(exc))
+        return self.read_image(image, str(path))
+
+
+def image_files(paths: list[str | Path]) -> list[Path]:
+    """Files named, and the image files (by suffix, any case) directly inside folders named, in order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out

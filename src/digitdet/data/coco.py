@@ -228,7 +228,7 @@ class DigitDataset(torch.utils.data.Dataset):
 
     image: float32 (3, H, W) in [0, 1] after `transforms` (no normalization: the model does that).
     target: {'boxes': float32 (N, 4) xyxy pixels, 'labels': int64 (N,) in 1..10, 'image_id': int}.
-    Without ann_file the targets are empty and ids come from `list_images` (integer file stems).
+    Without ann_file the targets are empty and ids come from `list_images` (integer stems keep theirs).
     `sizes` holds each original (width, height), before any upsampling.
     """
 

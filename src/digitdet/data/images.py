@@ -1,21 +1,70 @@
-"""Image files: reading them as 8-bit RGB and listing a folder of them (moved out of coco.py)."""
+"""Image files: reading them as RGB (whole, or downscaled to a pixel budget) and listing a folder of them.
+
+Every problem with one file is a one-line `DataError` naming the file and the reason; callers decide
+whether that stops the run (training, evaluation: fail fast) or skips the file (batch prediction).
+
+Folder ids (no json): a file whose stem is a plain integer (`12.png`) keeps it as its image id; every other
+image file (`house.jpg`, `IMG_0042.PNG`) gets the next ids after the largest integer one, in sorted name
+order, so a folder of phone photos is numbered 1..N and no two files ever share an id.
+
+Decompression bombs: a header claiming more than BOMB_PIXELS pixels is refused before any decoding.
+PIL's own guard is set to the same figure (PIL then warns above it and refuses twice as much); the
+warning is silenced here because our check has already refused such a file.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from digitdet.errors import DataError
+from digitdet.errors import DataError, first_line
 
 PathLike = str | os.PathLike
+# Extensions a folder listing considers (any case); a README or a .json beside the images is ignored.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# 200 MP: a 12000x9000 (108 MP) photo is read (downscaled); a header claiming more is a bomb, not a photo.
+BOMB_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = BOMB_PIXELS  # deliberate, see the module docstring
+_INTEGER_STEM = re.compile(r"[0-9]+")
 
 
-def read_image(path: PathLike) -> Image.Image:
-    """Load any image file as 8-bit RGB.
+def _open(path: Path) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(path)
+    w, h = img.size
+    if w * h > BOMB_PIXELS:
+        img.close()
+        raise DataError(f"{path}: {w}x{h} pixels ({w * h / 1e6:.0f} MP) is over the {BOMB_PIXELS // 1_000_000} MP "
+                        "limit for one image (a decompression bomb?)")
+    return img
+
+
+def _decode_error(path: Path, exc: Exception, prefix: str = "") -> DataError:
+    """Decoders raise OSError for most damage, but struct.error, IndexError, EOFError... for some: every
+    exception out of PIL on a file's bytes is that file's problem, said in one line with its type."""
+    if isinstance(exc, DataError):
+        return exc
+    if isinstance(exc, PermissionError):
+        return DataError(f"{prefix}{path}: cannot read the file (permission denied)")
+    if isinstance(exc, UnidentifiedImageError):
+        empty = path.is_file() and path.stat().st_size == 0
+        why = "empty file (0 bytes)" if empty else "not an image file, or a format PIL cannot read"
+        return DataError(f"{prefix}{path}: cannot decode image ({why})")
+    typed = not isinstance(exc, OSError)
+    return DataError(f"{prefix}{path}: cannot decode image ({first_line(exc, typed=typed)})")
+
+
+def read_image(path: PathLike, max_pixels: int | None = None) -> Image.Image:
+    """Load any image file as 8-bit RGB; with `max_pixels`, one larger than that is downscaled (aspect kept)
+    to at most `max_pixels` pixels while loading: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (never below
+    the target size) so the full-size image is never decoded, other formats are decoded and then reduced.
 
     Grayscale and palette images are expanded; 16-bit grayscale ('I;16*', 'I') is scaled to 8 bit
     (x / 257, so 65535 -> 255); images with transparency (RGBA, LA, palette with a transparent colour)
@@ -26,11 +75,26 @@ def read_image(path: PathLike) -> Image.Image:
     if not path.is_file():
         raise DataError(f"{path}: image file not found")
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now so truncated files fail here, not later inside a DataLoader worker
-            return _to_rgb(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: cannot decode image ({exc})") from exc
+        with _open(path) as img:
+            target = fit_size(img.size, max_pixels) if max_pixels else img.size
+            if target == img.size:
+                img.load()  # decode now so truncated files fail here, not later inside a DataLoader worker
+                return _to_rgb(img)
+            img.draft(None, target)  # JPEG only (a no-op elsewhere): decode at a reduced scale >= target
+            img.load()
+            rgb = img if img.mode == "RGB" else _to_rgb(img)
+            return rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    except Exception as exc:  # any decoder failure is this file's: see _decode_error
+        raise _decode_error(path, exc) from exc
+
+
+def fit_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """(width, height) scaled down, aspect kept, to at most `max_pixels` pixels; unchanged when it fits."""
+    w, h = size
+    if w * h <= max_pixels:
+        return w, h
+    s = math.sqrt(max_pixels / (w * h))
+    return max(1, math.floor(w * s)), max(1, math.floor(h * s))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -56,35 +120,41 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def image_size(path: Path, prefix: str = "") -> tuple[int, int]:
-    """(width, height) from the file header only (fast: no pixel decoding)."""
+    """(width, height) from the file header only (fast: no pixel decoding); bombs and undecodable
+    headers raise DataError."""
+    if not Path(path).is_file():
+        raise DataError(f"{prefix}{path}: image file not found")
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
             return img.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{prefix}{path}: cannot decode image ({exc})") from exc
+    except Exception as exc:  # see _decode_error
+        raise _decode_error(path, exc, prefix) from exc
+
+
+def assign_ids(paths: list[Path]) -> list[tuple[int, Path]]:
+    """(image_id, path) sorted by id: integer stems keep theirs (the first in name order when two spell the
+    same number, as 7.png and 007.jpg), all others get ids after the largest integer id, in name order."""
+    by_name = sorted(paths, key=lambda p: p.name)
+    ids: dict[int, Path] = {}
+    for path in by_name:
+        if _INTEGER_STEM.fullmatch(path.stem) and int(path.stem) not in ids:
+            ids[int(path.stem)] = path
+    named = [p for p in by_name if p not in set(ids.values())]
+    start = max(ids, default=0) + 1
+    ids.update({start + k: p for k, p in enumerate(named)})
+    return sorted(ids.items())
 
 
 def list_images(image_dir: PathLike) -> list[tuple[int, Path]]:
-    """Images of a folder without json, as (image_id, path) sorted by id; image_id = integer file stem.
+    """The image files of a folder without json as (image_id, path) sorted by id (see assign_ids).
 
     Only files with an image suffix count (a README beside them is ignored); hidden files are skipped.
     """
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DataError(f"{image_dir}: image folder not found")
-    found: dict[int, Path] = {}
-    for path in sorted(image_dir.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        try:
-            image_id = int(path.stem)
-        except ValueError:
-            raise DataError(
-                f"{path}: file name must be an integer image id (like 12.png) when there is no json"
-            ) from None
-        if image_id in found:
-            raise DataError(f"{path}: image id {image_id} already used by {found[image_id].name}")
-        found[image_id] = path
-    if not found:
+    files = [p for p in image_dir.iterdir()
+             if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if not files:
         raise DataError(f"{image_dir}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
-    return sorted(found.items())
+    return assign_ids(files)

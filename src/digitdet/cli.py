@@ -89,6 +89,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_predict(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from digitdet.predict import predict_folder
 
     runner = None
@@ -96,10 +98,21 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         from digitdet.onnx_runtime import onnx_runner
 
         runner = onnx_runner(a.onnx, progress=not a.quiet)
+
+    def warn(reason: str) -> None:  # one line per file that cannot be read; above any progress bar
+        tqdm.write(f"digitdet: warning: skipped {reason}", file=sys.stderr)
+
     summary = predict_folder(a.checkpoint, a.images, a.out, ann_file=a.ann, overrides=tuple(a.overrides),
-                             visualize=a.visualize, runner=runner, progress=not a.quiet)
-    print(f"{summary['images']} images, {summary['boxes']} boxes, {summary['no_digit']} without digits "
-          f"-> {Path(a.out) / 'pred.json'}, {Path(a.out) / 'pred.csv'}")
+                             visualize=a.visualize, runner=runner, progress=not a.quiet, warn=warn)
+    out = Path(a.out)
+    written = f"{out / 'pred.json'}, {out / 'pred.csv'}" + ("" if a.ann else f", {out / 'images.json'}")
+    skipped = len(summary["skipped"])
+    print(f"{summary['read']} images read, {skipped} skipped (cannot be read: pred.csv row -1), "
+          f"{summary['boxes']} boxes, {summary['no_digit']} without digits -> {written}")
+    if summary["read"] == 0:
+        print(f"digitdet: error: none of the {summary['images']} images in {a.images} could be read",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -185,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--images", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--ann", help="COCO json giving the image ids (default: integer file stems)")
+    s.add_argument("--ann", help="COCO json giving the image ids (default: from the file names: integer stems keep "
+                                 "theirs, other names get the next ids in name order, listed in OUT/images.json)")
     s.add_argument("--visualize", type=int, default=0, metavar="N", help="gallery of N images")
     s.add_argument("--onnx", help="run this exported model with onnxruntime instead of torch")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")

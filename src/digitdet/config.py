@@ -103,6 +103,9 @@ class PredictConfig:
     read_thresh: float = 0.65  # detections used to read the number (tuned on validation after training)
     dedup_iou: float = 0.5  # class-agnostic duplicate suppression before reading ("117 -> 1117")
     batch_size: int = 8
+    # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
+    # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP.
+    max_pixels: int = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -348,6 +351,7 @@ def _check_values(cfg: Config) -> None:
         "train.batch_size": cfg.train.batch_size,
         "data.upsample": cfg.data.upsample,
         "predict.batch_size": cfg.predict.batch_size,
+        "predict.max_pixels": cfg.predict.max_pixels,
     }
     for key, value in (("train.max_images", cfg.train.max_images), ("train.max_minutes", cfg.train.max_minutes)):
         if value is not None:

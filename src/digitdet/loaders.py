@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -42,7 +43,8 @@ def _indices(ds: Dataset) -> list[int]:
 
 
 class WithScale(Dataset):
-    """Adds target['scale'] = (sx, sy): tensor size over original size, so boxes can be mapped back."""
+    """Adds target['scale'] = (sx, sy): tensor size over original size (the dataset's `sizes`), so boxes can
+    be mapped back through any upsampling or downscaling on load."""
 
     def __init__(self, ds: Dataset):
         self.ds = ds
@@ -54,6 +56,8 @@ class WithScale(Dataset):
 
     def __getitem__(self, i: int):
         image, target = self.ds[i]
+        if image is None:  # an ImageFolder file that failed to decode: passed on for SkipFailed
+            return image, target
         w, h = self.base.sizes[self.index[i]]
         target = dict(target, scale=(image.shape[-1] / w, image.shape[-2] / h))
         return image, target
@@ -79,6 +83,26 @@ def inference_loader(ds: Dataset, batch_size: int, workers: int) -> DataLoader:
         collate_fn=collate_detection,
         persistent_workers=False,
     )
+
+
+class SkipFailed:
+    """An inference loader without the items whose image could not be read (ImageFolder gives them as
+    (None, {'image_id', 'error'})): each is reported once through `on_skip(target)`, batches that lose
+    every image are left out, and len() stays the loader's (for progress bars)."""
+
+    def __init__(self, loader: Iterable, on_skip: Callable[[dict], None]) -> None:
+        self.loader, self.on_skip = loader, on_skip
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[list, list]]:
+        for images, targets in self.loader:
+            keep = [k for k, image in enumerate(images) if image is not None]
+            for k in sorted(set(range(len(images))) - set(keep)):
+                self.on_skip(targets[k])
+            if keep:
+                yield [images[k] for k in keep], [targets[k] for k in keep]
 
 
 def train_loader(ds: Dataset, cfg: Config, epoch: int, sampler=None) -> DataLoader:

@@ -109,6 +109,20 @@ def tight_box(a: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+_BINARY_LUT = [0] * 128 + [255] * 128
+
+
+def final_mask(m: Image.Image, size: tuple[int, int], shrink: bool) -> np.ndarray:
+    """A glyph's final-resolution mask (bool (H, W)) from its warped ink `m` (L, render scale).
+
+    Ink is alpha >= 0.5 at render scale, resampled to `size`; when shrinking, a pixel is ink if >= 30 %
+    of its area is, so thin strokes survive the downscale as they do in the image."""
+    binary = m.point(_BINARY_LUT)
+    if shrink:
+        return np.asarray(binary.resize(size, Image.BOX)) >= 77
+    return np.asarray(binary.resize(size, Image.BILINEAR)) >= 128
+
+
 def make_glyph(ch: str, st: Style, label: int | None) -> Glyph | None:
     ink8, fill8, ox, oy = raw_glyph(st.font, st.size, ch, st.stroke)
     ink = ink8.astype(np.float32) / 255.0

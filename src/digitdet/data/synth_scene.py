@@ -19,6 +19,7 @@ from digitdet.data.synth_render import (
     apply_h,
     composite,
     digit_height,
+    final_mask,
     layout,
     make_glyph,
     pil_coeffs,
@@ -32,7 +33,6 @@ from digitdet.errors import DataError
 
 VIS_MIN, VIS_TAIL = 0.13, 0.07  # visibility: mean luminance change the digit's ink makes (0..1)
 CUT_BAND = (0.3, 0.7)
-_BINARY_LUT = [0] * 128 + [255] * 128
 
 
 def _edge_x(H: np.ndarray, y: float, target: float, lo: float, hi: float) -> float:
@@ -77,7 +77,7 @@ def _edge_glyph(rng, g: Glyph, H, Wc: int, nb, R: float, row_y: float, left: boo
     return True
 
 
-def _plate(rng, P, A, nb, R: float, ox: int, oy: int, plate_col, fg_col) -> None:
+def draw_plate(rng, P, A, nb, R: float, ox: int, oy: int, plate_col, fg_col) -> None:
     h, w = A.shape
     pl = nb[0] - R * rng.uniform(0.12, 0.7) - ox
     pr = nb[2] + R * rng.uniform(0.12, 0.7) - ox
@@ -172,7 +172,7 @@ def _clutter(rng, st, H, Wc: int, Hc: int, nb, R: float, fg_col, wall_col) -> li
     return out
 
 
-def _camera(rng, img: np.ndarray, R: float, sub: tuple | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def camera(rng, img: np.ndarray, R: float, sub: tuple | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Lighting, cast shadow and colour grading at render scale (float32 (h, w, 3) in 0..1).
 
     sub = (window image, x0, y0): a second image of a window of the crop that gets the very same
@@ -206,7 +206,7 @@ def _camera(rng, img: np.ndarray, R: float, sub: tuple | None = None) -> tuple[n
     return out[0], (out[1] if sub is not None else None)
 
 
-def _degrade(rng, im: Image.Image, h_final: float) -> Image.Image:
+def degrade(rng, im: Image.Image, h_final: float) -> Image.Image:
     """Low resolution, blur, sensor noise and JPEG at the final size."""
     W, H = im.size
     if rng.random() < 0.6:
@@ -231,7 +231,7 @@ def _degrade(rng, im: Image.Image, h_final: float) -> Image.Image:
     return im
 
 
-def _warp(P: np.ndarray, A: np.ndarray, size: tuple[int, int], M: np.ndarray) -> np.ndarray:
+def warp_layer(P: np.ndarray, A: np.ndarray, size: tuple[int, int], M: np.ndarray) -> np.ndarray:
     """Warp a premultiplied layer (P colour * alpha, A alpha): (h, w, 4) premultiplied float32 0..1."""
     rgba = np.concatenate([P, A[..., None]], axis=2) * 255 + 0.5
     fg = Image.frombytes("RGBa", (A.shape[1], A.shape[0]), np.clip(rgba, 0, 255).astype(np.uint8).tobytes())
@@ -328,7 +328,7 @@ def _render_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     P = np.zeros((cy1 - cy0, cx1 - cx0, 3), np.float32)
     A = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
     if plate:
-        _plate(rng, P, A, nb, R, cx0, cy0, bg_col, fg_col)
+        draw_plate(rng, P, A, nb, R, cx0, cy0, bg_col, fg_col)
     for g in clutter:
         for alpha, col in g.layers:
             composite(P, A, alpha, col, g.x - cx0, g.y - cy0)
@@ -342,14 +342,14 @@ def _render_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     wx0, wy0 = (max(0, int(np.floor(v)) - 2) for v in kb.min(0))
     wx1, wy1 = min(Wc, int(np.ceil(kb[:, 0].max())) + 2), min(Hc, int(np.ceil(kb[:, 1].max())) + 2)
     wx1, wy1 = max(wx1, wx0 + 1), max(wy1, wy0 + 1)
-    fg = _warp(P, A, (Wc, Hc), M)
-    fg0 = _warp(P0, A0, (wx1 - wx0, wy1 - wy0), M @ translate(wx0, wy0))
+    fg = warp_layer(P, A, (Wc, Hc), M)
+    fg0 = warp_layer(P0, A0, (wx1 - wx0, wy1 - wy0), M @ translate(wx0, wy0))
     keep = (kb[:, 0].min() - 0.2 * R, kb[:, 1].min() - 0.2 * R, kb[:, 0].max() + 0.2 * R, kb[:, 1].max() + 0.2 * R)
     img = sty.background(rng, Hc, Wc, wall_col, R)
     sty.add_structures(rng, img, R, keep)
     without = (img[wy0:wy1, wx0:wx1] * (1 - fg0[..., 3:4]) + fg0[..., :3]).astype(np.float32)
     img = (img * (1 - fg[..., 3:4]) + fg[..., :3]).astype(np.float32)
-    img, without = _camera(rng, img, R, (without, wx0, wy0))
+    img, without = camera(rng, img, R, (without, wx0, wy0))
     gamma = float(rng.uniform(0.8, 1.2))
     diff = np.zeros((Hc, Wc), np.float32)  # luminance: colour-only contrast dies in JPEG
     diff[wy0:wy1, wx0:wx1] = np.abs(sty.lum(img[wy0:wy1, wx0:wx1]) - sty.lum(without))
@@ -374,20 +374,13 @@ def _render_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     lut = (np.linspace(0, 1, 256) ** gamma * 255 + 0.5).astype(np.uint8).tolist()
     im = Image.fromarray((img * 255 + 0.5).astype(np.uint8), "RGB").point(lut * 3).resize((Wf, Hf), flt)
     out_boxes, out_labels, out_masks = [], [], []
-    # Final-resolution mask: the ink (alpha >= 0.5) at render scale, resampled; when shrinking, a pixel
-    # is ink if >= 30 % of its area is, so thin strokes survive the downscale as they do in the image.
-    shrink = Wf < Wc
     for label, m in kept:
-        binary = m.point(_BINARY_LUT)
-        if shrink:
-            mk = np.asarray(binary.resize((Wf, Hf), Image.BOX)) >= 77
-        else:
-            mk = np.asarray(binary.resize((Wf, Hf), Image.BILINEAR)) >= 128
+        mk = final_mask(m, (Wf, Hf), shrink=Wf < Wc)
         b = tight_box(mk.astype(np.float32))
         if b is None:
             continue
         out_boxes.append([float(v) for v in b])
         out_labels.append(int(label))
         out_masks.append(mk)
-    im = _degrade(rng, im, h_final)
+    im = degrade(rng, im, h_final)
     return Sample(im, out_boxes, out_labels, out_masks, visibility=v)

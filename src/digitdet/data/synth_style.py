@@ -231,8 +231,10 @@ def lowfreq(rng: np.random.Generator, h: int, w: int, cells: float = 4.0) -> np.
     return np.asarray(Image.fromarray(small, "F").resize((w, h), Image.BICUBIC)).clip(0, 1)
 
 
-def _photo(rng: np.random.Generator, h: int, w: int, color: np.ndarray) -> np.ndarray:
+def _photo(rng: np.random.Generator, h: int, w: int, color: np.ndarray, names: tuple | None = None) -> np.ndarray:
     tex = textures()
+    if names is not None:
+        tex = tuple(tex[TEXTURE_NAMES.index(n)] for n in names)
     if not tex:
         return _stucco(rng, h, w, color)
     im = tex[int(rng.integers(len(tex)))]
@@ -310,11 +312,14 @@ def _siding(rng: np.random.Generator, h: int, w: int, color: np.ndarray, unit: f
     return np.clip(color * shade[:, None, None] * np.ones((1, w, 1), np.float32), 0, 1).astype(np.float32)
 
 
-def background(rng: np.random.Generator, h: int, w: int, color: np.ndarray, unit: float) -> np.ndarray:
-    """An (h, w, 3) float32 wall around `color`: photo texture, brick, wood, siding, stucco, gradient."""
-    kind = rng.choice(6, p=[0.34, 0.1, 0.12, 0.08, 0.24, 0.12])
+def background(rng: np.random.Generator, h: int, w: int, color: np.ndarray, unit: float,
+               p: tuple | None = None, names: tuple | None = None) -> np.ndarray:
+    """An (h, w, 3) float32 wall around `color`: photo texture, brick, wood, siding, stucco, gradient,
+    with chances `p` (6 numbers, in that order; default the crop mode's) and photos among `names`
+    (TEXTURE_NAMES; default all)."""
+    kind = rng.choice(6, p=[0.34, 0.1, 0.12, 0.08, 0.24, 0.12] if p is None else p)
     if kind == 0:
-        return _photo(rng, h, w, color)
+        return _photo(rng, h, w, color, names)
     if kind == 1:
         return _brick(rng, h, w, color, unit)
     if kind == 2:

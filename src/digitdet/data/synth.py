@@ -1,8 +1,12 @@
 """The embedded default dataset: deterministic synthetic SVHN-like house-number crops in COCO layout.
 
-    generate_dataset(out_dir, {"train": N, "valid": N, "test": N}, seed=S, workers=W)
-    write_preview("preview.png", n=48, seed=S)
+    generate_dataset(out_dir, {"train": N, "valid": N, "test": N}, seed=S, workers=W, modes=None)
+    write_preview("preview.png", n=48, seed=S, modes=None)
     render_sample(numpy.random.default_rng(...)) -> Sample(image, boxes, labels, masks)
+
+`modes` mixes the generator's modes by weight, e.g. {"crop": 0.4, "tight": 0.2, "plaque": 0.2, "scene": 0.2}
+(SVHN-like crops, tight crops, house-number plaques, wall scenes with the number small; see synth_modes).
+None is the crop mode alone, byte-identical to the data made before modes existed.
 
 Image `i` (ids from 1) of split number `k` (train 0, valid 1, test 2) is drawn from
 `numpy.random.default_rng([seed, k, i])` alone, so the output is byte-identical for a seed whatever the
@@ -10,7 +14,7 @@ number of worker processes. Fonts come from the font-* packages and matplotlib, 
 scikit-image's bundled photos: nothing is downloaded. The look and the box rule are described in
 synth_render / synth_scene.
 
-Every generated folder holds SYNTH_MARKER (seed, counts, fonts and textures used). Only a missing or
+Every generated folder holds SYNTH_MARKER (seed, counts, modes, fonts and textures used). Only a missing or
 empty folder, or one holding that marker, is ever written: generating never replaces a user's data.
 """
 
@@ -27,13 +31,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digitdet.data import synth_style
+from digitdet.data.synth_modes import MODES, check_modes, parse_modes, render_mixed
 from digitdet.data.synth_render import Sample
 from digitdet.data.synth_scene import render_sample
 from digitdet.errors import DataError
 from digitdet.io import atomic_dir, atomic_path, write_json
 
-__all__ = ["SPLITS", "Sample", "generate_dataset", "render_sample", "write_preview", "sample_rng",
-           "PREVIEW_CELL", "SYNTH_MARKER", "is_synthetic", "check_replaceable", "map_renders"]
+__all__ = ["SPLITS", "MODES", "Sample", "generate_dataset", "render_sample", "render_mixed", "write_preview",
+           "sample_rng", "parse_modes", "check_modes", "PREVIEW_CELL", "SYNTH_MARKER", "is_synthetic",
+           "check_replaceable", "map_renders"]
 
 SPLITS = ("train", "valid", "test")
 CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]
@@ -68,9 +74,9 @@ def sample_rng(seed: int, split_no: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(split_no), int(index)])
 
 
-def _render_task(task: tuple[int, int, int, str]) -> tuple[int, int, list, list]:
-    seed, split_no, index, path = task
-    s = render_sample(sample_rng(seed, split_no, index))
+def _render_task(task: tuple[int, int, int, str, dict | None]) -> tuple[int, int, list, list]:
+    seed, split_no, index, path, modes = task
+    s = render_mixed(sample_rng(seed, split_no, index), modes)
     s.image.save(path, format="PNG", compress_level=1)  # fast; zlib level 6 is 3x slower for 10 % less
     return s.image.width, s.image.height, s.boxes, s.labels
 
@@ -130,8 +136,11 @@ def _coco(rows: list[tuple[int, int, list, list]]) -> dict:
 
 
 def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, modes: dict[str, float] | None = None) -> dict:
     """Write OUT/{split}/1.png... and OUT/{split}.json (COCO) for each split with a count > 0.
+
+    modes: {mode: weight} over synth_modes.MODES (None: {"crop": 1.0}); each image's mode is drawn from
+    its own generator, so the output stays byte-identical for a seed whatever the number of workers.
 
     The folder is built beside OUT and moved into place only when complete; OUT must be missing, empty or
     an earlier synthetic output (else DataError, nothing touched). Returns
@@ -141,6 +150,7 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
     counts = _check_counts(counts)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+    modes = check_modes(modes)
     check_replaceable(out_dir)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     total = sum(counts.values())
@@ -152,7 +162,8 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
         for k, split in enumerate(SPLITS):
             if counts[split]:
                 (tmp / split).mkdir()
-                tasks += [(int(seed), k, i, str(tmp / split / f"{i}.png")) for i in range(1, counts[split] + 1)]
+                tasks += [(int(seed), k, i, str(tmp / split / f"{i}.png"), modes)
+                          for i in range(1, counts[split] + 1)]
         bar = tqdm(total=total, unit="img", desc="synth", disable=not progress)
         rows = map_renders(_render_task, tasks, workers, inline_below=64, chunksize=8, on_done=bar.update)
         bar.close()
@@ -166,7 +177,7 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
             n_boxes += len(coco["annotations"])
             write_json(tmp / f"{split}.json", coco, indent=None)
         write_json(tmp / SYNTH_MARKER, {
-            "generator": "digitdet.data.synth", "seed": int(seed), "counts": counts,
+            "generator": "digitdet.data.synth", "seed": int(seed), "counts": counts, "modes": modes,
             "fonts": [os.path.basename(f) for f in synth_style.font_files()],
             "textures": list(synth_style.TEXTURE_NAMES),
         })
@@ -201,18 +212,20 @@ def _label_font() -> str:
     return next((f for f in files if os.path.basename(f) == "DejaVuSans.ttf"), files[0])
 
 
-def write_preview(path, n: int = 48, seed: int = 0, cols: int = 8) -> None:
-    """A PNG grid of n samples (train images 1..n of `seed`) with their boxes and digit labels drawn.
+def write_preview(path, n: int = 48, seed: int = 0, cols: int = 8, modes: dict[str, float] | None = None) -> None:
+    """A PNG grid of n samples (train images 1..n of `seed`, mixed by `modes` as generate_dataset mixes
+    them) with their boxes and digit labels drawn.
 
     Size: min(cols, n) * PREVIEW_CELL[0] by ceil(n / cols) * PREVIEW_CELL[1] pixels."""
     if n < 1 or cols < 1:
         raise DataError(f"preview needs n >= 1 and cols >= 1, got n={n}, cols={cols}")
+    modes = check_modes(modes)
     cols = min(cols, n)
     rows = math.ceil(n / cols)
     cw, ch = PREVIEW_CELL
     grid = Image.new("RGB", (cols * cw, rows * ch), (255, 255, 255))
     for i in range(n):
-        tile = _draw_sample(render_sample(sample_rng(seed, 0, i + 1)), PREVIEW_CELL)
+        tile = _draw_sample(render_mixed(sample_rng(seed, 0, i + 1), modes), PREVIEW_CELL)
         grid.paste(tile, ((i % cols) * cw, (i // cols) * ch))
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:

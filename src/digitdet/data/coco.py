@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from digitdet.data.images import IMAGE_SUFFIXES as IMAGE_SUFFIXES  # re-exported: reading lives in images.py
-from digitdet.data.images import image_size, list_images, read_image
+from digitdet.data.images import image_size, is_file, list_images, read_image
 from digitdet.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -173,7 +173,7 @@ def load_coco(json_path: PathLike, image_dir: PathLike | None = None, check_file
         sizes[image_id] = (width, height)
         if check_files:
             path = image_dir / rec["file_name"]
-            if not path.is_file():
+            if not is_file(path):
                 raise DataError(f"{json_path}: image {image_id}: file {path} not found")
             real = image_size(path, prefix=f"{json_path}: image {image_id}: ")
             if real != (width, height):

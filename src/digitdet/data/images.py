@@ -8,16 +8,19 @@ image file (`house.jpg`, `IMG_0042.PNG`) gets the next ids after the largest int
 order, so a folder of phone photos is numbered 1..N and no two files ever share an id.
 
 Decompression bombs: a header claiming more than BOMB_PIXELS pixels is refused before any decoding.
-PIL's own guard is set to the same figure (PIL then warns above it and refuses twice as much); the
-warning is silenced here because our check has already refused such a file.
+PIL's own guard is set to the same figure (PIL then warns above it and refuses twice as much). PIL's
+warnings while reading (that one, "Truncated File Read", "Corrupt EXIF data") are silenced: a file either
+reads or fails with its one DataError line, so a batch run prints one line per bad file and nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +37,25 @@ Image.MAX_IMAGE_PIXELS = BOMB_PIXELS  # deliberate, see the module docstring
 _INTEGER_STEM = re.compile(r"[0-9]+")
 
 
-def _open(path: Path) -> Image.Image:
+def is_file(path: PathLike) -> bool:
+    """Path.is_file() that is False, not an OSError, for a name the OS rejects (too long: ENAMETOOLONG)."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """PIL's warnings about damage it works around ("Truncated File Read", "Corrupt EXIF data") off: the
+    image either decodes (then the user has it) or fails with its one DataError line."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(path)
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _open(path: Path) -> Image.Image:
+    img = Image.open(path)
     w, h = img.size
     if w * h > BOMB_PIXELS:
         img.close()
@@ -72,10 +90,10 @@ def read_image(path: PathLike, max_pixels: int | None = None) -> Image.Image:
     black), and a white backdrop is what a viewer shows. Missing or undecodable files raise DataError.
     """
     path = Path(path)
-    if not path.is_file():
+    if not is_file(path):
         raise DataError(f"{path}: image file not found")
     try:
-        with _open(path) as img:
+        with _quiet(), _open(path) as img:
             target = fit_size(img.size, max_pixels) if max_pixels else img.size
             if target == img.size:
                 img.load()  # decode now so truncated files fail here, not later inside a DataLoader worker
@@ -122,10 +140,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def image_size(path: Path, prefix: str = "") -> tuple[int, int]:
     """(width, height) from the file header only (fast: no pixel decoding); bombs and undecodable
     headers raise DataError."""
-    if not Path(path).is_file():
+    if not is_file(path):
         raise DataError(f"{prefix}{path}: image file not found")
     try:
-        with _open(path) as img:
+        with _quiet(), _open(path) as img:
             return img.size
     except Exception as exc:  # see _decode_error
         raise _decode_error(path, exc, prefix) from exc

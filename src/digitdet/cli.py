@@ -11,16 +11,18 @@ from digitdet.errors import DigitdetError
 
 
 def _cmd_synth(a: argparse.Namespace) -> int:
-    from digitdet.data.synth import generate_dataset, write_preview
+    from digitdet.data.synth import generate_dataset, parse_modes, write_preview
 
     if a.out is None and a.preview is None:
         raise DigitdetError("synth: give OUT_DIR and/or --preview FILE.png")
+    modes = parse_modes(a.modes) if a.modes else None
     if a.preview:
-        write_preview(a.preview, n=a.preview_n, seed=a.seed)
+        write_preview(a.preview, n=a.preview_n, seed=a.seed, modes=modes)
         print(f"preview written to {a.preview}")
     if a.out:
         counts = {"train": a.train, "valid": a.valid, "test": a.test}
-        stats = generate_dataset(a.out, counts, seed=a.seed, workers=a.workers, progress=not a.quiet)
+        stats = generate_dataset(a.out, counts, seed=a.seed, workers=a.workers, progress=not a.quiet,
+                                 modes=modes)
         print(f"{stats['images']} images, {stats['boxes']} boxes in {stats['seconds']:.1f} s "
               f"({stats['images_per_s']:.0f} images/s) -> {a.out}")
     return 0
@@ -155,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--preview", help="write a PNG grid of samples with boxes")
     s.add_argument("--preview-n", type=int, default=48)
+    s.add_argument("--modes", metavar="NAME=W,...",
+                   help="mix of generator modes by weight, e.g. crop=0.4,tight=0.2,plaque=0.2,scene=0.2 "
+                        "(modes: crop, tight, plaque, scene; default crop=1)")
     s.set_defaults(func=_cmd_synth)
 
     s = sub.add_parser("check", help="validate a dataset folder and print statistics")

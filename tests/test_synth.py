@@ -12,12 +12,15 @@ import pytest
 from PIL import Image
 
 from digitdet.data.synth import (
+    MODES,
     PREVIEW_CELL,
     generate_dataset,
+    parse_modes,
     render_sample,
     sample_rng,
     write_preview,
 )
+from digitdet.data.synth_modes import pick_mode, render_mode
 from digitdet.errors import DataError
 
 COUNTS = {"train": 10, "valid": 4, "test": 3}
@@ -101,17 +104,22 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def _check_boxes(s) -> None:
+    """Every box is inside the image and tight on its digit's final-resolution mask."""
+    W, H = s.image.size
+    assert len(s.boxes) == len(s.labels) == len(s.masks)
+    for (x0, y0, x1, y1), lab, m in zip(s.boxes, s.labels, s.masks):
+        assert 0 <= lab <= 9
+        assert m.shape == (H, W) and m.dtype == bool
+        assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+        x0, y0, x1, y1 = int(x0), int(y0), int(x1), int(y1)
+        assert m[:, x0].any() and m[:, x1 - 1].any() and m[y0, :].any() and m[y1 - 1, :].any()
+        assert not m[:, :x0].any() and not m[:, x1:].any() and not m[:y0].any() and not m[y1:].any()
+
+
 def test_boxes_tight_on_masks_and_inside(samples):
     for s in samples:
-        W, H = s.image.size
-        assert len(s.boxes) == len(s.labels) == len(s.masks)
-        for (x0, y0, x1, y1), lab, m in zip(s.boxes, s.labels, s.masks):
-            assert 0 <= lab <= 9
-            assert m.shape == (H, W) and m.dtype == bool
-            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
-            x0, y0, x1, y1 = int(x0), int(y0), int(x1), int(y1)
-            assert m[:, x0].any() and m[:, x1 - 1].any() and m[y0, :].any() and m[y1 - 1, :].any()
-            assert not m[:, :x0].any() and not m[:, x1:].any() and not m[:y0].any() and not m[y1:].any()
+        _check_boxes(s)
 
 
 def test_statistics_like_svhn(samples):
@@ -174,3 +182,128 @@ def test_generating_into_a_users_folder_is_refused_and_leaves_it_untouched(tmp_p
         generate_dataset(folder, {"train": 2}, seed=0, workers=1, progress=False)
     assert (folder / "train" / "1.png").read_bytes() == b"real photo" and (folder / "train.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"], "temp folder left behind"
+
+
+# ---------------------------------------------------------------- modes (tight, plaque, scene) and mixing
+
+NEW_MODES = ("tight", "plaque", "scene")
+
+
+@pytest.fixture(scope="module")
+def mode_samples():
+    return {m: [render_mode(sample_rng(7, 0, i), m) for i in range(1, 25)] for m in NEW_MODES}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_renders_deterministically(mode):
+    a, b = render_mode(sample_rng(4, 0, 2), mode), render_mode(sample_rng(4, 0, 2), mode)
+    assert a.boxes == b.boxes and a.labels == b.labels and a.boxes
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert all(np.array_equal(x, y) for x, y in zip(a.masks, b.masks))
+
+
+def test_crop_mode_is_render_sample():
+    a, b = render_mode(sample_rng(3, 1, 5), "crop"), render_sample(sample_rng(3, 1, 5))
+    assert a.boxes == b.boxes and np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+@pytest.mark.parametrize("mode", NEW_MODES)
+def test_mode_boxes_tight_on_masks_and_inside(mode_samples, mode):
+    samples = mode_samples[mode]
+    for s in samples:
+        assert s.boxes, "every image holds at least one boxed digit"
+        _check_boxes(s)
+    assert len({s.image.size for s in samples}) > len(samples) // 2
+
+
+def test_tight_digits_fill_the_height(mode_samples):
+    uncut = 0
+    for s in mode_samples["tight"]:
+        W, H = s.image.size
+        assert max(W, H) <= 320 and H >= 32
+        for x0, y0, x1, y1 in s.boxes:
+            if x0 > 0 and x1 < W:  # not cut by the left/right border
+                uncut += 1
+                assert (y1 - y0) / H >= 0.6
+            assert (y1 - y0) / H <= 0.97
+    assert uncut >= 20
+
+
+def test_plaque_digits_are_a_large_part_of_the_frame(mode_samples):
+    for s in mode_samples["plaque"]:
+        W, H = s.image.size
+        assert max(W, H) <= 320 and min(W, H) >= 50
+        assert all(0.2 <= (b[3] - b[1]) / H <= 0.8 for b in s.boxes)
+
+
+def test_scene_digits_are_small(mode_samples):
+    for s in mode_samples["scene"]:
+        W, H = s.image.size
+        assert 115 <= min(W, H) <= 245 and max(W, H) <= 400
+        assert all(0.08 <= (b[3] - b[1]) / H <= 0.36 for b in s.boxes)
+
+
+def test_pick_mode_draws_only_when_several_modes_have_weight():
+    for modes in (None, {"crop": 1.0}, {"scene": 2.0, "tight": 0.0}):
+        rng = sample_rng(0, 0, 1)
+        pick_mode(rng, modes)
+        assert rng.random() == sample_rng(0, 0, 1).random(), "nothing drawn for a single mode"
+    picked = Counter(pick_mode(sample_rng(0, 0, i), {"crop": 1, "plaque": 3}) for i in range(1, 401))
+    assert set(picked) == {"crop", "plaque"} and 0.65 < picked["plaque"] / 400 < 0.85
+
+
+MIX = {"crop": 0.4, "tight": 0.2, "plaque": 0.2, "scene": 0.2}
+
+
+def test_modes_mix_same_bytes_any_workers_and_recorded(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate_dataset(a, POOL_COUNTS, seed=5, workers=1, progress=False, modes=MIX)  # inline
+    generate_dataset(b, POOL_COUNTS, seed=5, workers=2, progress=False, modes=MIX)  # worker pool
+    assert _digest(a) == _digest(b)
+    assert json.loads((a / "digitdet-synth.json").read_text())["modes"] == MIX
+    sizes = {im["height"] for im in json.loads((a / "train.json").read_text())["images"]}
+    assert max(sizes) > 120, "the mix holds scene images, larger than any crop"
+
+
+def test_no_modes_is_crop_alone_byte_for_byte(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate_dataset(a, {"train": 5, "test": 2}, seed=3, workers=1, progress=False)
+    generate_dataset(b, {"train": 5, "test": 2}, seed=3, workers=1, progress=False, modes={"crop": 1})
+    assert _digest(a) == _digest(b)
+    assert json.loads((a / "digitdet-synth.json").read_text())["modes"] == {"crop": 1.0}
+    on_disk = np.asarray(Image.open(a / "train" / "4.png").convert("RGB"))
+    assert np.array_equal(on_disk, np.asarray(render_sample(sample_rng(3, 0, 4)).image))
+
+
+def test_parse_modes():
+    assert parse_modes("crop=0.4, tight=0.2,plaque=0.2,scene=0.2") == MIX
+    assert parse_modes("scene=1") == {"scene": 1.0}
+
+
+@pytest.mark.parametrize("text", ["crop=0.5,foo=1", "crop=-1", "crop=abc", "crop=0,tight=0", "crop", "",
+                                  "crop=1,crop=2", "tight=nan"])
+def test_bad_modes_string_is_one_clear_error(text):
+    with pytest.raises(DataError, match="known modes: crop, tight, plaque, scene") as e:
+        parse_modes(text)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_modes_leave_nothing_behind(tmp_path):
+    with pytest.raises(DataError, match="unknown mode 'bogus'"):
+        generate_dataset(tmp_path / "x", {"train": 2}, progress=False, modes={"bogus": 1.0})
+    with pytest.raises(DataError, match="known modes"):
+        write_preview(tmp_path / "p.png", n=2, modes={"crop": True})
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_preview_of_one_mode_and_bad_modes(tmp_path, capsys):
+    from digitdet.cli import main
+
+    p = tmp_path / "scene.png"
+    assert main(["synth", "--preview", str(p), "--modes", "scene=1", "--preview-n", "3"]) == 0
+    with Image.open(p) as im:
+        assert im.size == (3 * PREVIEW_CELL[0], PREVIEW_CELL[1])
+    assert main(["synth", "--preview", str(tmp_path / "q.png"), "--modes", "crop=1,wall=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown mode 'wall'" in err and "known modes: crop, tight, plaque, scene" in err
+    assert not (tmp_path / "q.png").exists()

@@ -5,14 +5,16 @@ sees in bricks or letters, a second sign. Digits of one number are alike and lin
 grouped first and only then read:
 
 1. link two digits when their heights differ by at most `max_height_ratio` and they sit side by side
-   on one line (centres within `line_tol` heights vertically, a gap of at most `max_gap` heights), or
-   one above the other in a column (a stacked number: centres within `line_tol` widths-as-heights
-   horizontally, a vertical gap of at most `max_gap` heights);
+   on one line (centres within `line_tol` heights vertically, a gap of at most `max_gap` heights); then
+   link digits that have no neighbour on a line when one is above the other (a stacked number: centres
+   within `line_tol` heights horizontally, a vertical gap of at most `max_gap` heights);
 2. every connected set of linked digits is a candidate; it reads left to right, or top to bottom when
    its digits form a column (numbers.is_vertical);
-3. candidates are ranked by confidence (mean digit score) x size (the candidate's median height over the
-   tallest candidate's, square-rooted: the house number is usually the largest text) x coherence (how
-   alike its digit heights are).
+3. candidates are ranked by confidence (mean digit score) x evidence (square root of its digit count,
+   counted up to 4: a lone "digit" is the commonest false find — a mortar line, a pole, a door frame
+   read as "1" — while several alike digits in a row rarely happen by chance) x size (the candidate's
+   median height over the tallest candidate's, square-rooted: the house number is usually the largest
+   text) x coherence (how alike its digit heights are).
 
 Boxes are xyxy pixels; `digit` is the digit value 0..9 (the model's label minus one).
 """
@@ -47,7 +49,7 @@ class Digit:
 class Candidate:
     number: str
     confidence: float  # mean score of its digits, 0..1
-    rank: float  # confidence x size x coherence: the order candidates are listed in
+    rank: float  # confidence x evidence x size x coherence: the order candidates are listed in
     box: tuple[float, float, float, float]
     digits: list[Digit] = field(repr=False)
     vertical: bool = False
@@ -64,35 +66,59 @@ class GroupingRules:
     max_gap: float = 1.0
 
 
-def _linked(a: Digit, b: Digit, r: GroupingRules) -> bool:
+def _alike(a: Digit, b: Digit, r: GroupingRules) -> float | None:
+    """The two digits' mean height when their heights are within max_height_ratio, else None."""
     ha, hb = a.height, b.height
-    if max(ha, hb) / min(ha, hb) > r.max_height_ratio:
-        return False
-    h = (ha + hb) / 2
-    (ax, ay), (bx, by) = a.centre, b.centre
+    return (ha + hb) / 2 if max(ha, hb) / min(ha, hb) <= r.max_height_ratio else None
+
+
+def _side_by_side(a: Digit, b: Digit, r: GroupingRules) -> bool:
+    h = _alike(a, b, r)
     gap_x = max(b.box[0] - a.box[2], a.box[0] - b.box[2])
-    if abs(ay - by) <= r.line_tol * h and gap_x <= r.max_gap * h:
-        return True
+    return h is not None and abs(a.centre[1] - b.centre[1]) <= r.line_tol * h and gap_x <= r.max_gap * h
+
+
+def _stacked(a: Digit, b: Digit, r: GroupingRules) -> bool:
+    h = _alike(a, b, r)
     gap_y = max(b.box[1] - a.box[3], a.box[1] - b.box[3])
-    return abs(ax - bx) <= r.line_tol * h and gap_y <= r.max_gap * h and gap_y > -0.5 * h
+    return (h is not None and abs(a.centre[0] - b.centre[0]) <= r.line_tol * h
+            and -0.5 * h < gap_y <= r.max_gap * h)
+
+
+class _Sets:
+    """Union-find over digit indices."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def join(self, i: int, j: int) -> None:
+        self.parent[self.find(i)] = self.find(j)
 
 
 def _components(digits: list[Digit], rules: GroupingRules) -> list[list[int]]:
-    parent = list(range(len(digits)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(digits)):
-        for j in range(i + 1, len(digits)):
-            if _linked(digits[i], digits[j], rules):
-                parent[find(i)] = find(j)
+    """Lines first; then digits with no neighbour on their line may form a column (a stacked number).
+    A column never takes a digit that has a line of its own: two lines of text are not one number."""
+    n = len(digits)
+    sets = _Sets(n)
+    on_line = [False] * n
+    for i in range(n):
+        for j in range(i + 1, n):
+            if _side_by_side(digits[i], digits[j], rules):
+                sets.join(i, j)
+                on_line[i] = on_line[j] = True
+    for i in range(n):
+        for j in range(i + 1, n):
+            if not on_line[i] and not on_line[j] and _stacked(digits[i], digits[j], rules):
+                sets.join(i, j)
     groups: dict[int, list[int]] = {}
-    for i in range(len(digits)):
-        groups.setdefault(find(i), []).append(i)
+    for i in range(n):
+        groups.setdefault(sets.find(i), []).append(i)
     return list(groups.values())
 
 
@@ -126,8 +152,8 @@ def group_digits(digits: list[Digit], rules: GroupingRules = GroupingRules()) ->
                max(d.box[2] for d in members), max(d.box[3] for d in members))
         made.append((members, vertical, conf, coherence, float(np.median(heights)), box))
     tallest = max(m[4] for m in made)
-    out = [Candidate("".join(str(d.digit) for d in members), conf, conf * (h / tallest) ** 0.5 * coherence,
-                     box, members, vertical)
+    out = [Candidate("".join(str(d.digit) for d in members), conf,
+                     conf * min(len(members), 4) ** 0.5 * (h / tallest) ** 0.5 * coherence, box, members, vertical)
            for members, vertical, conf, coherence, h, box in made]
     out.sort(key=lambda c: (-c.rank, c.box[0], c.box[1]))
     return out

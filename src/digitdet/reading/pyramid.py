@@ -51,7 +51,9 @@ def level_scales(height: int, width: int, s: PyramidSettings) -> list[float]:
     cap = math.sqrt(s.max_level_pixels / (height * width))
     while scales[-1] < finest_needed:
         nxt = min(scales[-1] * s.step, finest_needed, cap)
-        if nxt < scales[-1] * 1.25:  # budget reached: a level this close adds nothing
+        if nxt < scales[-1] * 1.25:  # budget reached: a level this close adds little ...
+            if len(scales) > 1 and nxt / scales[-2] <= s.step * 1.3:
+                scales[-1] = nxt  # ... so the last level moves up to the budget (bands still overlap)
             break
         scales.append(nxt)
     return scales
@@ -103,6 +105,7 @@ class PyramidDetector(nn.Module):
         for k, scale in enumerate(scales):
             level = _resize(image, scale)
             lh, lw = level.shape[-2:]
+            scale = torch.tensor([lw / w, lh / h, lw / w, lh / h])  # per axis, after rounding
             for y0 in tile_origins(lh, s.tile, s.overlap):
                 for x0 in tile_origins(lw, s.tile, s.overlap):
                     t = level[:, y0:y0 + s.tile, x0:x0 + s.tile]
@@ -123,6 +126,7 @@ class PyramidDetector(nn.Module):
             return {"boxes": torch.zeros((0, 4)), "scores": torch.zeros(0),
                     "labels": torch.zeros(0, dtype=torch.int64)}
         b, sc, lb = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+        b = torch.minimum(b.clamp(min=0), torch.tensor([w, h, w, h], dtype=b.dtype))
         if len(scales) > 1 or len(tiles) > 1:
             keep = nms(b, sc, s.merge_iou)
             b, sc, lb = b[keep], sc[keep], lb[keep]

@@ -1,0 +1,95 @@
+"""Grouping digit detections into candidate numbers, with hand-built detections."""
+
+import pytest
+
+from digitdet import numbers
+from digitdet.reading.grouping import Digit, GroupingRules, group_digits
+
+
+def row(x0, y0, h, digits, score=0.9, gap=0.1):
+    """Digits of height h side by side from (x0, y0), width 0.55 h, gap `gap` heights."""
+    w = 0.55 * h
+    out = []
+    for k, d in enumerate(digits):
+        x = x0 + k * (w + gap * h)
+        out.append(Digit((x, y0, x + w, y0 + h), int(d), score))
+    return out
+
+
+def test_a_line_reads_left_to_right_whatever_the_input_order():
+    digits = row(100, 50, 40, "303")
+    got = group_digits(list(reversed(digits)))
+    assert [c.number for c in got] == ["303"]
+    assert got[0].box == pytest.approx((100, 50, 100 + 3 * 22 + 2 * 4, 90))
+    assert got[0].confidence == pytest.approx(0.9)
+
+
+def test_small_print_and_a_stray_texture_digit_do_not_join_the_number():
+    number = row(100, 50, 40, "303", score=0.8)
+    small_print = row(100, 100, 10, "12", score=0.95)  # just under the number, a quarter of its height
+    stray = [Digit((400, 300, 415, 330), 1, 0.97)]  # a mortar line far away
+    got = group_digits(number + small_print + stray)
+    assert got[0].number == "303"
+    assert sorted(c.number for c in got) == ["1", "12", "303"]
+
+
+def test_the_larger_number_wins_over_more_confident_small_print():
+    big, small = row(0, 0, 80, "42", score=0.7), row(0, 200, 20, "7", score=0.99)
+    got = group_digits(small + big)
+    # ranks: 0.7 * 2 ** 0.5 (two digits) against 0.99 * (20 / 80) ** 0.5 (one digit, a quarter as tall)
+    assert [c.number for c in got] == ["42", "7"]
+    assert got[0].rank == pytest.approx(0.7 * 2 ** 0.5) and got[1].rank == pytest.approx(0.99 * 0.5)
+
+
+def test_a_lone_confident_digit_does_not_beat_a_number():
+    number, lone = row(0, 0, 40, "210", score=0.75), [Digit((300, 0, 322, 40), 1, 0.97)]
+    assert [c.number for c in group_digits(lone + number)] == ["210", "1"]
+
+
+def test_a_stacked_column_reads_top_to_bottom():
+    col = [Digit((10, 10 + k * 45, 32, 50 + k * 45), d, 0.9) for k, d in enumerate([1, 2, 3])]
+    got = group_digits([col[2], col[0], col[1]])
+    assert len(got) == 1 and got[0].number == "123" and got[0].vertical
+
+
+def test_two_lines_are_two_candidates_not_one_number():
+    top, bottom = row(0, 0, 40, "12"), row(0, 48, 40, "34", score=0.8)
+    got = group_digits(top + bottom)
+    assert [c.number for c in got] == ["12", "34"]
+
+
+def test_a_digit_below_a_line_does_not_turn_it_into_a_column():
+    line = row(100, 50, 40, "302")
+    below = Digit((line[2].box[0] + 5, 100, line[2].box[2] + 5, 140), 1, 0.99)  # a mortar "1" under the 2
+    got = group_digits(line + [below])
+    assert got[0].number == "302"
+
+
+def test_wide_gaps_split_numbers_and_the_rules_are_settings():
+    digits = row(0, 0, 40, "12", gap=1.5)
+    assert sorted(c.number for c in group_digits(digits)) == ["1", "2"]
+    assert [c.number for c in group_digits(digits, GroupingRules(max_gap=2.0))] == ["12"]
+
+
+def test_heights_too_different_do_not_link():
+    a = Digit((0, 0, 22, 40), 1, 0.9)
+    b = Digit((24, 0, 60, 70), 2, 0.9)  # 1.75x taller, beside it
+    assert sorted(c.number for c in group_digits([a, b])) == ["1", "2"]
+
+
+def test_nothing_in_nothing_out():
+    assert group_digits([]) == []
+    assert numbers.read_number([], [], [], 0.5, 0.3) == numbers.NO_NUMBER
+
+
+def test_read_number_thresholds_dedups_and_drops_the_stray_digit():
+    boxes = [[100, 50, 122, 90], [126, 50, 148, 90], [101, 51, 121, 89], [400, 300, 415, 330], [150, 50, 172, 90]]
+    scores = [0.9, 0.9, 0.6, 0.95, 0.2]  # a duplicate "7" on the first digit, a stray "1", a weak third digit
+    labels = [2, 4, 8, 2, 6]  # digits 1, 3, 7, 1, 5
+    assert numbers.read_number(boxes, scores, labels, score_thresh=0.5, dedup_iou=0.3) == "13"
+    assert numbers.read_number(boxes, scores, labels, score_thresh=0.1, dedup_iou=0.3) == "135"
+
+
+def test_ground_truth_keeps_every_box():
+    boxes = [[100, 50, 122, 90], [400, 300, 415, 330]]
+    assert numbers.ground_truth_number(boxes, [3, 5]) == "24"

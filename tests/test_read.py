@@ -1,0 +1,95 @@
+"""`digitdet read` and the Reader: plain and JSON output, folders, bad files, --show."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from digitdet import train as train_mod
+from digitdet.cli import main
+from digitdet.config import load_config
+from digitdet.reading.reader import Reader, image_files
+from tiny import CPU, TINY, make_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("read")
+    data = make_tiny_dataset(root / "data")
+    train_mod.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)
+    return data, root / "run" / "best.pt"
+
+
+@pytest.fixture
+def photos(checkpoint, tmp_path):
+    data, _ = checkpoint
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.open(data / "test" / "1.png").save(folder / "house 12.jpg")
+    Image.open(data / "test" / "2.png").resize((900, 700)).save(folder / "IMG_0042.PNG")
+    (folder / "notes.jpg").write_text("not an image")
+    (folder / "readme.txt").write_text("ignored: not an image suffix")
+    return folder
+
+
+def test_plain_output_one_line_per_image_and_bad_files_skipped(checkpoint, photos, capsys):
+    _, ckpt = checkpoint
+    assert main(["read", str(photos), "predict.read_thresh=0.0", "--checkpoint", str(ckpt)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(photos / "IMG_0042.PNG"), str(photos / "house 12.jpg")]
+    for line in lines:
+        _, number, conf = line.split("\t")
+        assert number == "" or number.isdigit()
+        assert 0.0 <= float(conf) <= 1.0
+    assert err.count("warning") == 1 and "notes.jpg" in err and "Traceback" not in err
+    assert "2 read, 1 skipped" in err
+
+
+def test_json_schema(checkpoint, photos, capsys):
+    _, ckpt = checkpoint
+    assert main(["-q", "read", "--json", str(photos / "house 12.jpg"), str(photos / "notes.jpg"),
+                 "predict.read_thresh=0.0", "--checkpoint", str(ckpt)]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [g["file"] for g in got] == [str(photos / "house 12.jpg"), str(photos / "notes.jpg")]
+    ok, bad = got
+    assert set(ok) == {"file", "number", "confidence", "digits", "candidates", "ms"}
+    assert ok["number"] is None or ok["number"].isdigit()
+    for d in ok["digits"]:
+        assert set(d) == {"box", "digit", "score"} and len(d["box"]) == 4 and 0 <= d["digit"] <= 9
+    for c in ok["candidates"]:
+        assert set(c) == {"number", "confidence", "box"}
+    if ok["candidates"]:
+        assert ok["candidates"][0]["number"] == ok["number"]
+    assert bad["number"] is None and "notes.jpg" in bad["error"]
+
+
+def test_nothing_readable_exits_2(checkpoint, tmp_path, capsys):
+    _, ckpt = checkpoint
+    (tmp_path / "a.png").write_bytes(b"")
+    assert main(["read", str(tmp_path / "a.png"), "--checkpoint", str(ckpt)]) == 2
+    assert "a.png" in capsys.readouterr().err
+    assert main(["read", str(tmp_path / "missing_folder_or_file.jpg"), "--checkpoint", str(ckpt)]) == 2
+
+
+def test_show_writes_a_picture(checkpoint, photos, tmp_path):
+    _, ckpt = checkpoint
+    out = tmp_path / "shown.png"
+    assert main(["-q", "read", str(photos / "IMG_0042.PNG"), "--checkpoint", str(ckpt), "--show", str(out)]) == 0
+    im = Image.open(out)
+    assert im.width == 900 and im.height == 700 + 28
+
+
+def test_reader_boxes_are_in_original_pixels(checkpoint, photos):
+    _, ckpt = checkpoint
+    reader = Reader(ckpt, overrides=("predict.read_thresh=0.0",))
+    r = reader.read_file(photos / "IMG_0042.PNG")
+    assert r.error is None
+    for d in r.digits:
+        x0, y0, x1, y1 = d.box
+        assert -1 <= x0 < x1 <= 901 and -1 <= y0 < y1 <= 701
+
+
+def test_image_files_lists_folders_by_suffix_and_keeps_files(photos):
+    got = image_files([photos, photos / "readme.txt"])
+    assert [p.name for p in got] == ["IMG_0042.PNG", "house 12.jpg", "notes.jpg", "readme.txt"]

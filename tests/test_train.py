@@ -193,3 +193,23 @@ def test_budget_flags_replace_the_configs_budget():
         parse(["demo", "--minutes", "2", "--images", "5"])
     with pytest.raises(DigitdetError, match="max_images"):
         load_config([CPU], ["train.max_images=0"])
+
+
+def test_init_weights_starts_from_a_checkpoint_and_a_misfit_is_one_error(data, tmp_path):
+    first = tmp_path / "first"
+    train_mod.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, first, progress=False)
+    start = load_checkpoint(first / "best.pt")["model"]
+    # a vanishing lr: the run keeps the weights it started from, so they are the checkpoint's, not a fresh init
+    cfg = load_config([CPU], [*TINY, "train.epochs=1", "train.lr=1e-12", "train.warmup_iters=0",
+                              f"train.init_weights={first / 'best.pt'}"])
+    train_mod.fit(cfg, data, tmp_path / "tuned", progress=False)
+    tuned = load_checkpoint(tmp_path / "tuned" / "last.pt")["model"]
+    weights = [k for k in start if k.endswith("weight") and "bn" not in k and start[k].dim() > 1]
+    assert weights and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in weights)
+    fresh = build_model(cfg).state_dict()
+    assert not all(torch.allclose(fresh[k], tuned[k], atol=1e-3) for k in weights)
+    assert load_checkpoint(tmp_path / "tuned" / "last.pt")["config"]["train"]["init_weights"] == str(first / "best.pt")
+    wider = load_config([CPU], [*TINY, "train.epochs=1", "model.fpn_channels=32",
+                                f"train.init_weights={first / 'best.pt'}"])
+    with pytest.raises(DigitdetError, match="train.init_weights=.*do not fit"):
+        train_mod.fit(wider, data, tmp_path / "misfit", progress=False)

@@ -94,6 +94,9 @@ class TrainConfig:
     max_images: int | None = None
     max_minutes: float | None = None
     threads: int | None = None  # torch CPU threads; None = number of cores
+    # Fine-tuning: a checkpoint (RUN/best.pt) or "bundled:reader" whose whole-model weights start this run
+    # (same model config); the optimizer and the schedule start fresh. Not used on --resume.
+    init_weights: str | None = None
 
 
 @dataclass(frozen=True)

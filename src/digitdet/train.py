@@ -19,10 +19,10 @@ from torch import nn
 
 from digitdet import distributed, io, numbers
 from digitdet.budget import StepBudget
-from digitdet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from digitdet.checkpoint import load_checkpoint, load_model_weights, model_from_checkpoint, save_checkpoint
 from digitdet.config import Config
 from digitdet.engine import train_one_epoch
-from digitdet.errors import DigitdetError
+from digitdet.errors import ConfigError, DigitdetError, first_line
 from digitdet.evaluate import evaluate_split, truth_numbers
 from digitdet.loaders import make_dataset, train_loader
 from digitdet.model import build_model
@@ -118,6 +118,12 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
             budget.steps = ckpt["budget_steps"]
     elif resume:
         raise DigitdetError(f"{out / 'last.pt'}: nothing to resume")
+    elif t.init_weights:
+        try:
+            model.load_state_dict(load_model_weights(t.init_weights))
+        except RuntimeError as exc:
+            raise ConfigError(f"train.init_weights={t.init_weights}: its weights do not fit this model's "
+                              f"config ({first_line(exc)})") from None
     if distributed.is_main():
         io.write_text(out / "config.yaml", cfg.to_yaml())
         if not resume:

@@ -53,6 +53,31 @@ def bundled_reader_path() -> Path:
     return path
 
 
+def load_packed(path: Path) -> dict:
+    """A packed reader ({'config', 'model' (float16 state dict), 'read_thresh', 'meta'}), loaded safely."""
+    try:
+        packed = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged installation
+        raise DigitdetError(f"{path}: the reader weights cannot be loaded ({first_line(exc, typed=True)})") from None
+    if not isinstance(packed, dict) or not {"config", "model", "read_thresh"} <= set(packed):
+        raise DigitdetError(f"{path}: not a packed digitdet reader (needs config, model, read_thresh)")
+    return packed
+
+
+def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = None) -> dict:
+    """Write a training checkpoint's model as a packed reader: float16 weights, the merged config, the
+    tuned reading threshold and `meta` (data, command, metrics), loadable with weights_only=True."""
+    from digitdet import io
+    from digitdet.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    packed = {"config": ckpt["config"], "read_thresh": float(ckpt.get("read_thresh") or 0.65),
+              "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
+              "meta": dict(meta or {})}
+    io.save_torch(out, packed)
+    return packed
+
+
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
     """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True."""
     from digitdet.checkpoint import config_from_checkpoint, model_from_checkpoint
@@ -61,11 +86,7 @@ def load_model(checkpoint: str | Path | None = None, overrides=(), device: str |
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
         return cfg, model
-    path = bundled_reader_path()
-    try:
-        packed = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged installation
-        raise DigitdetError(f"{path}: the bundled reader cannot be loaded ({first_line(exc, typed=True)})") from None
+    packed = load_packed(bundled_reader_path())
     cfg = config_from_checkpoint(packed, overrides)
     if not any(o.startswith("predict.read_thresh") for o in overrides):
         cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(packed["read_thresh"])))

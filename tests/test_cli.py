@@ -115,6 +115,9 @@ def test_synth_refuses_a_non_empty_folder_but_replaces_its_own(tmp_path, capsys)
 # torch's DataLoader tears its worker queues down while a feeder thread still runs: noise, not ours.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_bad_image_read_by_loader_workers_is_one_line(data, tmp_path, capsys):
+    """Prediction skips it with one warning and goes on; training fails fast with one error line."""
+    import shutil
+
     run = tmp_path / "run"
     assert main(["-q", "train", "--config", str(CPU), "--data", str(data), "--out", str(run),
                  "--max-epochs", "1", *TINY[1:]]) == 0
@@ -127,9 +130,20 @@ def test_a_bad_image_read_by_loader_workers_is_one_line(data, tmp_path, capsys):
     (images / "1.png").write_bytes(whole[: len(whole) // 2])  # the header reads, the pixels do not
     argv = ["-q", "predict", "--checkpoint", str(run / "best.pt"), "--images", str(images),
             "--out", str(tmp_path / "p"), "data.workers=2"]
-    assert main(argv) == 2
+    assert main(argv) == 0
     err = capsys.readouterr().err.strip()
-    assert err.startswith("digitdet: error:") and "1.png" in err
+    assert err.count("\n") == 0 and err.startswith("digitdet: warning:") and "1.png" in err
+    assert "Traceback" not in err and "worker" not in err
+    assert "1,-1" in (tmp_path / "p" / "pred.csv").read_text().splitlines()
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    first = sorted((broken / "train").glob("*.png"))[0]
+    first.write_bytes(first.read_bytes()[: len(first.read_bytes()) // 2])
+    assert main(["-q", "train", "--config", str(CPU), "--data", str(broken), "--out", str(tmp_path / "r2"),
+                 "--max-epochs", "1", *TINY[1:], "data.workers=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitdet: error:") and first.name in err
     assert "\n" not in err and "Traceback" not in err and "worker" not in err
 
 
@@ -144,6 +158,11 @@ def test_demo_remakes_its_own_data_only_when_asked_for_other_counts(tmp_path, mo
     assert (data / "train.json").stat().st_mtime_ns == stamp
     assert demo.ensure_dataset(data, {**counts, "train": 4}, seed=0, progress=False) is True
     assert len(list((data / "train").glob("*.png"))) == 4
+    from digitdet.data.synth import generate_dataset
+
+    generate_dataset(data, counts, seed=0, modes={"crop": 0.5, "scene": 0.5}, progress=False)
+    assert demo.ensure_dataset(data, counts, seed=0, progress=False) is True  # another mix: made again
+    assert json.loads((data / "digitdet-synth.json").read_text())["modes"] == {"crop": 1.0}
     (data / "digitdet-synth.json").unlink()  # no marker: a complete dataset of someone's, used as is
     assert demo.ensure_dataset(data, counts, seed=1, progress=False) is False
-    assert len(list((data / "train").glob("*.png"))) == 4
+    assert len(list((data / "train").glob("*.png"))) == 3

@@ -13,7 +13,7 @@ from digitdet.config import load_config
 from digitdet.data.coco import DigitDataset, load_coco, split_paths
 from digitdet.data.transforms import build_transforms
 from digitdet.engine import run_inference
-from digitdet.errors import DataError, DigitdetError
+from digitdet.errors import DataError
 from digitdet.evaluate import score_detections, truth_numbers
 from digitdet.loaders import inference_loader
 from digitdet.predict import gallery, write_predictions
@@ -24,18 +24,11 @@ from digitdet.train import fit
 DEFAULT_COUNTS = {"train": 8000, "valid": 500, "test": 500}
 
 
-def find_config(name: str) -> Path:
-    """A config path as given, else under ./configs, else under the source checkout's configs/."""
-    for candidate in (Path(name), Path("configs") / name, Path(__file__).resolve().parents[2] / "configs" / name):
-        if candidate.is_file():
-            return candidate
-    raise DigitdetError(f"{name}: config file not found (looked in ., ./configs and the source checkout)")
-
-
 def ensure_dataset(data_dir: Path, counts: dict[str, int], seed: int, progress: bool) -> bool:
     """Use a complete dataset as it is (train, valid and test json: the demo scores the test split);
     generate the embedded synthetic one into a missing or empty folder or over an earlier synthetic one.
-    Our own data made with other counts or another seed is made again. Anything else is a user's folder:
+    Our own data made with other counts, another seed or another mix of generator modes is made
+    again. Anything else is a user's folder:
     DataError, nothing touched. Returns True when data was generated."""
     import json
 
@@ -45,7 +38,9 @@ def ensure_dataset(data_dir: Path, counts: dict[str, int], seed: int, progress: 
         if not is_synthetic(data_dir):
             return False  # a complete dataset of the user's: used as it is
         made = json.loads((data_dir / SYNTH_MARKER).read_text(encoding="utf-8"))
-        if made.get("seed") == seed and all(made.get("counts", {}).get(k) == n for k, n in counts.items()):
+        plain_crops = made.get("modes") in (None, {"crop": 1.0})  # the demo's data: today's crop mode only
+        if made.get("seed") == seed and plain_crops and all(made.get("counts", {}).get(k) == n
+                                                              for k, n in counts.items()):
             return False
     try:
         check_replaceable(data_dir)
@@ -68,7 +63,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, data_dir: str | Path = "data/
     counts = counts or DEFAULT_COUNTS
     generated = ensure_dataset(data, counts, seed, progress)
     synth_s = time.perf_counter() - t0
-    cfg = load_config([find_config(config)], overrides)
+    cfg = load_config([config], overrides)  # a path, or a shipped config's name (config.resolve_config)
     train_summary = fit(cfg, data, out, progress=progress)
 
     # Test split: predict (pred.json / pred.csv) and score against test.json kept aside.

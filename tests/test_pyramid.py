@@ -17,7 +17,8 @@ class BlobDetector(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.transform = type("T", (), {"image_mean": [0.0] * 3, "image_std": [1.0] * 3})()
+        self.transform = nn.Identity()
+        self.transform.image_mean, self.transform.image_std = [0.0] * 3, [1.0] * 3
         self.seen = []
 
     def forward(self, images):
@@ -89,6 +90,13 @@ def test_a_digit_on_a_tile_edge_comes_back_once_and_whole():
     det = PyramidDetector(BlobDetector(), s)([image])[0]
     assert len(det["boxes"]) == 1
     assert det["boxes"][0].tolist() == pytest.approx([245, 400, 270, 440], abs=1.5)
+
+
+def test_the_wrapped_model_keeps_its_own_resize_afterwards():
+    model = BlobDetector()
+    own = model.transform
+    PyramidDetector(model)([torch.zeros(3, 300, 500)])
+    assert model.transform is own
 
 
 def test_empty_image_gives_empty_tensors():

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("predict", help="write pred.json and pred.csv for a folder of images")
-    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--checkpoint", help="a digitdet checkpoint (default: the reader shipped in the package)")
     s.add_argument("--images", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--ann", help="COCO json giving the image ids (default: from the file names: integer stems keep "

@@ -105,6 +105,9 @@ class PredictConfig:
     score_thresh: float = 0.05  # detections kept for pred.json / COCO mAP
     read_thresh: float = 0.65  # detections used to read the number (tuned on validation after training)
     dedup_iou: float = 0.5  # class-agnostic duplicate suppression before reading ("117 -> 1117")
+    # Whole-photo detection (reading/pyramid.py): the model's scale plus finer levels, tiled, merged. Used by
+    # eval, predict and read; false = the model's own single scale (faster, for SVHN-sized crops only).
+    pyramid: bool = True
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP.

@@ -17,6 +17,7 @@ from digitdet.errors import DataError
 from digitdet.evaluate import score_detections, truth_numbers
 from digitdet.loaders import inference_loader
 from digitdet.predict import gallery, write_predictions
+from digitdet.reading.pyramid import for_inference
 from digitdet.train import fit
 
 # 8,000 training images: the demo's 7,200-image budget then sees each about once (fresh images taught
@@ -73,7 +74,8 @@ def run_demo(out_dir: str | Path = "runs/demo", *, data_dir: str | Path = "data/
     dataset = DigitDataset(image_dir, ann_file, transforms=build_transforms(cfg.data, train=False))
     loader = inference_loader(dataset, cfg.predict.batch_size, cfg.data.workers)
     t_inf = time.perf_counter()
-    dets = run_inference(model, loader, device, progress=progress, desc="predict test", amp=cfg.train.amp)
+    dets = run_inference(for_inference(model, cfg), loader, device, progress=progress, desc="predict test",
+                         amp=cfg.train.amp)
     infer_s = time.perf_counter() - t_inf
     read = write_predictions(out, dets, cfg)
     summary = {"data": str(data), "generated_data": generated, "synth_seconds": round(synth_s, 1)}

@@ -28,6 +28,7 @@ from digitdet.engine import run_inference
 from digitdet.errors import DataError
 from digitdet.evaluate import truth_numbers
 from digitdet.loaders import base_dataset, inference_loader, make_dataset
+from digitdet.reading.pyramid import for_inference
 from digitdet.viz import Panel, save_gallery
 
 CELL = 200  # gallery cell size: captions of ~30 characters fit
@@ -90,7 +91,7 @@ def timed_inference(model, split: Split, cfg: Config, device: torch.device, *, p
     """(detections as engine.run_inference returns them, wall seconds including image decoding)."""
     loader = inference_loader(split.dataset, cfg.predict.batch_size, cfg.data.workers)
     t0 = time.perf_counter()
-    dets = run_inference(model, loader, device, progress=progress, desc=desc, amp=cfg.train.amp)
+    dets = run_inference(for_inference(model, cfg), loader, device, progress=progress, desc=desc, amp=cfg.train.amp)
     return dets, time.perf_counter() - t0
 
 

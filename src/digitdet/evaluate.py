@@ -13,6 +13,7 @@ from digitdet.data.coco import CocoData
 from digitdet.engine import run_inference
 from digitdet.errors import DataError
 from digitdet.loaders import base_dataset, inference_loader, make_dataset
+from digitdet.reading.pyramid import for_inference
 
 
 def truth_numbers(coco: CocoData, image_ids: list[int] | None = None) -> dict[int, str]:
@@ -65,6 +66,7 @@ def evaluate_split(
     if coco is None:
         raise DataError(f"{Path(data_dir) / (split + '.json')}: no annotations to evaluate against")
     loader = inference_loader(ds, cfg.predict.batch_size, cfg.data.workers)
+    model = for_inference(model, cfg)
     dets = run_inference(model, loader, device, progress=progress, desc=f"eval {split}", amp=cfg.train.amp)
     result = score_detections(
         dets, coco, read_thresh=cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from digitdet import io, metrics, numbers
-from digitdet.checkpoint import model_from_checkpoint
 from digitdet.config import Config
 from digitdet.data.coco import DigitDataset
 from digitdet.data.folder import ImageFolder
@@ -19,6 +18,8 @@ from digitdet.data.images import read_image
 from digitdet.data.transforms import build_transforms
 from digitdet.engine import run_inference
 from digitdet.loaders import SkipFailed, inference_loader
+from digitdet.reading.pyramid import for_inference
+from digitdet.reading.reader import load_model
 from digitdet.viz import Panel, save_gallery
 
 Runner = Callable[[Iterable], list[dict]]  # batches of (images, targets) -> detections (engine.run_inference)
@@ -71,7 +72,7 @@ def gallery(dataset: DigitDataset | ImageFolder, detections: list[dict], read: d
 
 
 def predict_folder(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     images: str | Path,
     out_dir: str | Path,
     *,
@@ -91,7 +92,7 @@ def predict_folder(
     the images predicted and 'skipped' lists the reasons of the others.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cfg, model, _ = model_from_checkpoint(checkpoint, overrides, device=device)
+    cfg, model = load_model(checkpoint, overrides, device=device)  # no checkpoint: the bundled reader
     # The budget holds for the tensor the model gets, i.e. after the pipeline's upsampling.
     kwargs = {"transforms": build_transforms(cfg.data, train=False),
               "max_pixels": max(1, int(cfg.predict.max_pixels / cfg.data.upsample**2))}
@@ -111,7 +112,7 @@ def predict_folder(
             skip(record.image_id, record.error)
     if runner is None:
         def runner(ld: Iterable) -> list[dict]:
-            return run_inference(model, ld, device, progress=progress, amp=cfg.train.amp)
+            return run_inference(for_inference(model, cfg), ld, device, progress=progress, amp=cfg.train.amp)
 
     detections: list[dict] = []
     if len(dataset):

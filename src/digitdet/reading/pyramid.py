@@ -80,22 +80,27 @@ class PyramidDetector(nn.Module):
     """Wraps a torchvision detector (in eval mode) so that `forward(images)` runs each image as a tiled
     pyramid and returns one merged detection dict per image, like the detector itself.
 
-    The wrapped model's own resize is switched off (it gets the level images as they are); keep a
-    separate model object if you also need its plain behaviour."""
+    While it runs, the wrapped model's own resize is swapped for one that keeps the level images as they
+    are; the model is left as it was afterwards (training goes on with it between evaluations)."""
 
     def __init__(self, model: nn.Module, settings: PyramidSettings = PyramidSettings()) -> None:
         super().__init__()
         from digitdet.model import KeepSizeTransform
 
         t = model.transform
-        model.transform = KeepSizeTransform(min_size=1, max_size=1 << 16, image_mean=list(t.image_mean),
-                                            image_std=list(t.image_std))
+        self.keep_size = KeepSizeTransform(min_size=1, max_size=1 << 16, image_mean=list(t.image_mean),
+                                           image_std=list(t.image_std))
         self.model = model
         self.settings = settings
 
     @torch.inference_mode()
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        return [self._detect(image) for image in images]
+        own = self.model.transform
+        self.model.transform = self.keep_size
+        try:
+            return [self._detect(image) for image in images]
+        finally:
+            self.model.transform = own
 
     def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.settings
@@ -152,3 +157,17 @@ class PyramidDetector(nn.Module):
         if inner[3]:
             keep &= boxes[:, 3] < th - margin
         return keep
+
+
+def settings_for(cfg) -> PyramidSettings:
+    """Level 0 at the model's own test scale (the last of model.min_size, and model.max_size)."""
+    m = cfg.model
+    short = m.min_size[-1] if isinstance(m.min_size, (list, tuple)) else m.min_size
+    if short is None:  # a model that keeps the data pipeline's size: level 0 is the input size
+        return PyramidSettings(base_short=1 << 16, base_max=m.max_size)
+    return PyramidSettings(base_short=int(short), base_max=int(m.max_size))
+
+
+def for_inference(model: nn.Module, cfg) -> nn.Module:
+    """What predict, eval and read run: the model inside a PyramidDetector when cfg.predict.pyramid."""
+    return PyramidDetector(model, settings_for(cfg)) if cfg.predict.pyramid else model

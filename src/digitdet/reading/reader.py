@@ -19,7 +19,7 @@ import torch
 
 from digitdet.errors import DataError, DigitdetError, first_line
 from digitdet.reading.grouping import Candidate
-from digitdet.reading.pyramid import PyramidDetector, PyramidSettings
+from digitdet.reading.pyramid import for_inference
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
@@ -96,15 +96,6 @@ def load_model(checkpoint: str | Path | None = None, overrides=(), device: str |
     return cfg, model.to(device).eval()
 
 
-def pyramid_settings(cfg) -> PyramidSettings:
-    """The pyramid's level 0 is the model's own test scale (the last min_size, max_size)."""
-    m = cfg.model
-    short = m.min_size[-1] if isinstance(m.min_size, (list, tuple)) else m.min_size
-    if short is None:  # a model that keeps the data pipeline's size: level 0 is the input size
-        return PyramidSettings(base_short=1 << 16, base_max=m.max_size)
-    return PyramidSettings(base_short=int(short), base_max=int(m.max_size))
-
-
 class Reader:
     """Reads house numbers from images with one model loaded once (see the module doc)."""
 
@@ -115,7 +106,9 @@ class Reader:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, model = load_model(checkpoint, overrides, self.device)
         self.source = str(checkpoint) if checkpoint is not None else f"bundled:{BUNDLED_READER}"
-        self.detector = PyramidDetector(model, pyramid_settings(self.cfg)) if pyramid else model
+        if not pyramid:
+            self.cfg = replace(self.cfg, predict=replace(self.cfg.predict, pyramid=False))
+        self.detector = for_inference(model, self.cfg)
         self.transforms = build_transforms(self.cfg.data, train=False)
 
     def detect(self, image) -> dict[str, torch.Tensor]:
@@ -130,11 +123,16 @@ class Reader:
             boxes = boxes / torch.tensor([sx, sy, sx, sy])
         return {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].cpu()}
 
-    def read_image(self, image, name: str = "<image>") -> Reading:
+    def read_image(self, image, name: str = "<image>", original_size: tuple[int, int] | None = None) -> Reading:
+        """Read one PIL RGB image. `original_size` (width, height): the file's size when `image` was
+        downscaled on load; boxes are then mapped back to it."""
         from digitdet import numbers
 
         t0 = time.perf_counter()
         det = self.detect(image)
+        if original_size is not None and original_size != image.size:
+            fx, fy = original_size[0] / image.width, original_size[1] / image.height
+            det["boxes"] = det["boxes"] * torch.tensor([fx, fy, fx, fy])
         p = self.cfg.predict
         candidates = numbers.read_candidates(det["boxes"], det["scores"], det["labels"], p.read_thresh,
                                              p.dedup_iou)
@@ -144,13 +142,19 @@ class Reader:
                        candidates, ms=(time.perf_counter() - t0) * 1000)
 
     def read_file(self, path: str | Path) -> Reading:
-        from digitdet.data.coco import read_image
+        """Read one file; one that cannot be read gives a Reading with `error` (and number None). A photo
+        over predict.max_pixels is downscaled while loading (memory), its boxes come back in its pixels."""
+        from digitdet.data.images import image_size, read_image
 
+        t0 = time.perf_counter()
         try:
-            image = read_image(path)
+            size = image_size(Path(path))
+            image = read_image(path, self.cfg.predict.max_pixels)
         except DataError as exc:
             return Reading(str(path), error=str(exc))
-        return self.read_image(image, str(path))
+        reading = self.read_image(image, str(path), original_size=size)
+        reading.ms = (time.perf_counter() - t0) * 1000
+        return reading
 
 
 def image_files(paths: list[str | Path]) -> list[Path]:

@@ -237,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_demo)
 
     # Experiment commands (ablate, sweep, errors) and speed commands (export) register themselves.
-    from digitdet import cli_experiments, cli_read, cli_speed
+    from digitdet import cli_experiments, cli_read, cli_serve, cli_speed
 
     cli_read.register(sub)
+    cli_serve.register(sub)
     cli_experiments.register(sub, budget)
     cli_speed.register(sub, budget)
     return p

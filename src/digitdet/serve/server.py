@@ -1,0 +1,58 @@
+"""Binding the socket and running uvicorn on it: in the foreground (`digitdet serve`) or in a thread
+(tests, benchmarks). Binding first gives a one-line error for a port in use, and port 0 a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+from digitdet.errors import DigitdetError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free port); DigitdetError when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=256)
+    except OSError as exc:
+        raise DigitdetError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _server(app, log_level: str):
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "info", timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+def run(app, sock: socket.socket, log_level: str = "warning") -> None:
+    """Serve `app` on `sock` until interrupted (Ctrl-C / SIGTERM: uvicorn shuts down gracefully)."""
+    _server(app, log_level).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def background(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0) -> Iterator[str]:
+    """Serve `app` in a daemon thread while the block runs; yields the base URL ('http://127.0.0.1:PORT/')."""
+    sock = bind(host, port)
+    server = _server(app, "warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="digitdet-serve")
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise DigitdetError("the server did not start")
+            time.sleep(0.02)
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()

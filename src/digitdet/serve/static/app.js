@@ -33,7 +33,7 @@ function draw(img, r) {
   const canvas = $("view");
   const w = r.width || img.naturalWidth, h = r.height || img.naturalHeight;
   const room = Math.max(240, Math.min(900, canvas.parentElement.clientWidth || 900));
-  const scale = Math.min(room / w, 720 / h, 8);
+  const scale = Math.min(room / w, 600 / h, 8);
   canvas.width = Math.max(1, Math.round(w * scale));
   canvas.height = Math.max(1, Math.round(h * scale));
   const ctx = canvas.getContext("2d");

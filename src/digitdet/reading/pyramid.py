@@ -22,6 +22,7 @@ Boxes are xyxy pixels of the input tensor; labels 1..10 are digits 0..9.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -80,8 +81,9 @@ class PyramidDetector(nn.Module):
     """Wraps a torchvision detector (in eval mode) so that `forward(images)` runs each image as a tiled
     pyramid and returns one merged detection dict per image, like the detector itself.
 
-    While it runs, the wrapped model's own resize is swapped for one that keeps the level images as they
-    are; the model is left as it was afterwards (training goes on with it between evaluations)."""
+    The level tiles go through the detector's own parts (backbone, RPN, box head) with a resize that keeps
+    them as they are; the wrapped model is never changed, so one model may serve several threads and
+    training goes on with it between evaluations. A stand-in without those parts (tests) is called as is."""
 
     def __init__(self, model: nn.Module, settings: PyramidSettings = PyramidSettings()) -> None:
         super().__init__()
@@ -95,12 +97,20 @@ class PyramidDetector(nn.Module):
 
     @torch.inference_mode()
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        own = self.model.transform
-        self.model.transform = self.keep_size
-        try:
-            return [self._detect(image) for image in images]
-        finally:
-            self.model.transform = own
+        return [self._detect(image) for image in images]
+
+    def _run(self, tiles: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The detector on tiles at their own size: GeneralizedRCNN.forward's eval path, our resize."""
+        m = self.model
+        if not hasattr(m, "rpn"):
+            return m(tiles)
+        batch, _ = self.keep_size(tiles)
+        features = m.backbone(batch.tensors)
+        if isinstance(features, torch.Tensor):
+            features = OrderedDict([("0", features)])
+        proposals, _ = m.rpn(batch, features)
+        dets, _ = m.roi_heads(features, proposals, batch.image_sizes)
+        return self.keep_size.postprocess(dets, batch.image_sizes, [t.shape[-2:] for t in tiles])
 
     def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.settings
@@ -121,7 +131,7 @@ class PyramidDetector(nn.Module):
         boxes, scores, labels = [], [], []
         for i in range(0, len(tiles), s.batch):
             chunk = tiles[i:i + s.batch]
-            for t, det, (k, scale, x0, y0, inner) in zip(chunk, self.model(chunk), where[i:i + s.batch]):
+            for t, det, (k, scale, x0, y0, inner) in zip(chunk, self._run(chunk), where[i:i + s.batch]):
                 keep = self._trusted(det["boxes"], k, len(scales), t.shape, inner)
                 b = det["boxes"][keep] + torch.tensor([x0, y0, x0, y0], dtype=det["boxes"].dtype)
                 boxes.append(b / scale)

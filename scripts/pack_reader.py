@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     marker = Path(args.data) / "digitdet-synth.json"
     made = json.loads(marker.read_text()) if marker.is_file() else {}
     meta = {"data": {k: made.get(k) for k in ("generator", "seed", "counts", "modes")},
-            "packed": datetime.date.today().isoformat(), "torch": torch.__version__,
+            "packed": datetime.date.today().isoformat(), "torch": str(torch.__version__),
             "command": "bash scripts/train_reader.sh"}
     packed = pack_reader(args.checkpoint, args.out, meta)
     digest = hashlib.sha256(Path(args.out).read_bytes()).hexdigest()

@@ -93,3 +93,20 @@ def test_reader_boxes_are_in_original_pixels(checkpoint, photos):
 def test_image_files_lists_folders_by_suffix_and_keeps_files(photos):
     got = image_files([photos, photos / "readme.txt"])
     assert [p.name for p in got] == ["IMG_0042.PNG", "house 12.jpg", "notes.jpg", "readme.txt"]
+
+
+def test_a_packed_reader_loads_safely_and_reads_like_its_checkpoint(checkpoint, photos, tmp_path, monkeypatch):
+    import torch
+
+    from digitdet.reading import reader as reader_mod
+    from digitdet.reading.reader import pack_reader
+
+    _, ckpt = checkpoint
+    packed = tmp_path / "reader.pt"
+    pack_reader(ckpt, packed, {"torch": torch.__version__, "path": tmp_path})  # str subclasses and paths too
+    loaded = torch.load(packed, weights_only=True)
+    assert all(v.dtype != torch.float32 for v in loaded["model"].values())
+    monkeypatch.setattr(reader_mod, "bundled_reader_path", lambda: packed)
+    a = Reader(overrides=("predict.read_thresh=0.0",)).read_file(photos / "house 12.jpg")
+    b = Reader(ckpt, overrides=("predict.read_thresh=0.0",)).read_file(photos / "house 12.jpg")
+    assert a.number == b.number and len(a.digits) == len(b.digits)

@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ann", help="COCO json giving the image ids (default: from the file names: integer stems keep "
                                  "theirs, other names get the next ids in name order, listed in OUT/images.json)")
     s.add_argument("--visualize", type=int, default=0, metavar="N", help="gallery of N images")
-    s.add_argument("--onnx", help="run this exported model with onnxruntime instead of torch")
+    s.add_argument("--onnx", help="run this exported model with onnxruntime instead of torch (at the model's "
+                                  "own scale: no whole-photo pyramid)")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
     s.set_defaults(func=_cmd_predict)
 

@@ -11,6 +11,7 @@ the caller decides whether to go on.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,7 +74,7 @@ def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
     ckpt = load_checkpoint(checkpoint)
     packed = {"config": ckpt["config"], "read_thresh": float(ckpt.get("read_thresh") or 0.65),
               "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
-              "meta": dict(meta or {})}
+              "meta": json.loads(json.dumps(meta or {}, default=str))}  # plain types only: weights_only loads
     io.save_torch(out, packed)
     return packed
 

@@ -1,0 +1,77 @@
+"""The reader shipped in the package: loads safely, reads with no checkpoint from the CLI, and reads a
+number pasted small into a large photo and a tight crop (synthetic samples of split 9, never trained on)."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from digitdet.cli import main
+from digitdet.data import synth_style
+from digitdet.data.synth import sample_rng
+from digitdet.data.synth_modes import render_mode
+from digitdet.reading.reader import BUNDLED_READER, WEIGHTS_DIR, Reader
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real_plaques" / "images"
+SPLIT = 9  # neither train (0), valid (1), test (2) nor the trunk's crops (3)
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Reader()
+
+
+def truth(sample) -> str:
+    return "".join(str(lab) for _, lab in sorted(zip([b[0] for b in sample.boxes], sample.labels)))
+
+
+def test_shipped_weights_are_small_and_load_without_unpickling_code():
+    path = WEIGHTS_DIR / f"{BUNDLED_READER}.pt"
+    packed = torch.load(path, map_location="cpu", weights_only=True)
+    assert {"config", "model", "read_thresh", "meta"} <= set(packed)
+    assert all(v.dtype in (torch.float16, torch.int64) for v in packed["model"].values())
+    assert path.stat().st_size <= 25e6
+    assert sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt")) <= 40e6
+    assert (WEIGHTS_DIR / "MODEL.md").is_file()
+
+
+def test_a_number_pasted_small_into_a_large_photo_is_read(reader):
+    wall = np.asarray(synth_style.textures()[0].convert("RGB").resize((1200, 900)))  # skimage's brick
+    right = 0
+    for i in range(1, 4):
+        sample = render_mode(sample_rng(0, SPLIT, i), "plaque")
+        im = sample.image
+        scale = 80 / im.height  # the plaque about 80 px tall: its digits ~20-60 px in a 900-px photo
+        small = im.resize((max(1, round(im.width * scale)), 80), Image.BILINEAR)
+        photo = Image.fromarray(wall.copy())
+        photo.paste(small, (700, 300))
+        got = reader.read_image(photo)
+        right += got.number == truth(sample)
+        if got.number == truth(sample):
+            x0, y0, x1, y1 = got.candidates[0].box
+            assert 690 <= x0 < x1 <= 710 + small.width
+            assert 290 <= y0 < y1 <= 310 + small.height
+    assert right >= 2, f"read {right} of 3 pasted plaques"
+
+
+def test_a_tight_crop_is_read(reader):
+    right = sum(reader.read_image(s.image).number == truth(s)
+                for s in (render_mode(sample_rng(0, SPLIT, i), "tight") for i in range(1, 6)))
+    assert right >= 4, f"read {right} of 5 tight crops"
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_plaques not present")
+def test_read_and_predict_need_no_checkpoint(tmp_path, capsys):
+    assert main(["-q", "read", str(REAL / "1.jpg")]) == 0
+    path, number, conf = capsys.readouterr().out.strip().split("\t")
+    assert path.endswith("1.jpg") and number == "729" and 0.5 <= float(conf) <= 1
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("1.jpg", "5.jpg"):
+        (folder / name).write_bytes((REAL / name).read_bytes())
+    assert main(["-q", "predict", "--images", str(folder), "--out", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "pred.csv").open()))
+    assert [(r["image_id"], r["pred_label"]) for r in rows] == [("1", "729"), ("5", "42")]

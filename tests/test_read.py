@@ -110,3 +110,20 @@ def test_a_packed_reader_loads_safely_and_reads_like_its_checkpoint(checkpoint, 
     a = Reader(overrides=("predict.read_thresh=0.0",)).read_file(photos / "house 12.jpg")
     b = Reader(ckpt, overrides=("predict.read_thresh=0.0",)).read_file(photos / "house 12.jpg")
     assert a.number == b.number and len(a.digits) == len(b.digits)
+
+
+def test_a_photo_stored_sideways_is_read_upright(checkpoint, photos, tmp_path):
+    """A phone's portrait photo: pixels stored turned, EXIF orientation 6 says how to show it."""
+    _, ckpt = checkpoint
+    shown = Image.open(photos / "IMG_0042.PNG").convert("RGB")  # 900 x 700 as a viewer shows it
+    shown.save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    shown.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "sideways.png", exif=exif)
+    assert Image.open(tmp_path / "sideways.png").size == (700, 900)
+    reader = Reader(ckpt, overrides=("predict.read_thresh=0.0",))
+    a, b = reader.read_file(tmp_path / "upright.png"), reader.read_file(tmp_path / "sideways.png")
+    assert a.number == b.number and len(a.digits) == len(b.digits) > 0
+    for x, y in zip(a.digits, b.digits):
+        assert x.digit == y.digit and max(abs(p - q) for p, q in zip(x.box, y.box)) < 1e-3
+        assert y.box[2] <= 900 and y.box[3] <= 700

@@ -42,10 +42,11 @@ def _cmd_read(a: argparse.Namespace) -> int:
         elif not a.json:
             print(f"{r.file}\t{r.number or ''}\t{r.confidence:.2f}", flush=True)
         if a.show and not r.error:
-            from digitdet.data.coco import read_image
+            from digitdet.data.images import exif_orientation, read_image, upright
             from digitdet.reading.show import save_reading
 
-            save_reading(read_image(f), r, a.show)
+            image, _ = upright(read_image(f), (0, 0), exif_orientation(f))  # as the reader saw it
+            save_reading(image, r, a.show)
     if a.json:
         print(json.dumps([r.to_json() for r in readings], indent=1))
     if not a.quiet:

@@ -176,3 +176,26 @@ def list_images(image_dir: PathLike) -> list[tuple[int, Path]]:
     if not files:
         raise DataError(f"{image_dir}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
     return assign_ids(files)
+
+
+# EXIF orientation (tag 0x0112) -> the transpose that shows the photo upright, as a browser or a phone does.
+ORIENTATION_FIX = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                   6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def exif_orientation(path: PathLike) -> int | None:
+    """The file's EXIF orientation (1-8), or None when it has none or it cannot be read."""
+    try:
+        with _quiet(), Image.open(path) as img:
+            value = img.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - no or corrupt EXIF: the pixels as stored
+        return None
+    return int(value) if value in ORIENTATION_FIX or value == 1 else None
+
+
+def upright(image: Image.Image, size: tuple[int, int], orientation: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The image (and its original (width, height)) turned upright by its EXIF orientation."""
+    if orientation not in ORIENTATION_FIX:
+        return image, size
+    return image.transpose(ORIENTATION_FIX[orientation]), ((size[1], size[0]) if orientation >= 5 else size)

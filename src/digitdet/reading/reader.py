@@ -144,8 +144,9 @@ class Reader:
 
     def read_file(self, path: str | Path) -> Reading:
         """Read one file; one that cannot be read gives a Reading with `error` (and number None). A photo
-        over predict.max_pixels is downscaled while loading (memory), its boxes come back in its pixels."""
-        from digitdet.data.images import image_size, read_image
+        over predict.max_pixels is downscaled while loading (memory), its boxes come back in its pixels,
+        upright by its EXIF orientation."""
+        from digitdet.data.images import exif_orientation, image_size, read_image, upright
 
         t0 = time.perf_counter()
         try:
@@ -153,6 +154,9 @@ class Reader:
             image = read_image(path, self.cfg.predict.max_pixels)
         except DataError as exc:
             return Reading(str(path), error=str(exc))
+        # A phone stores a portrait photo sideways with an EXIF orientation: read it (and give boxes) the
+        # way a viewer shows it.
+        image, size = upright(image, size, exif_orientation(path))
         reading = self.read_image(image, str(path), original_size=size)
         reading.ms = (time.perf_counter() - t0) * 1000
         return reading

@@ -12,15 +12,12 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from digitdet.data.images import ORIENTATION_FIX as _ORIENT
 from digitdet.data.images import _quiet, _to_rgb, fit_size
 from digitdet.errors import first_line
 
+
 # EXIF Orientation (tag 0x0112) -> the transpose that shows the photo upright (as PIL's ImageOps does).
-_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
-
-
 class UploadError(Exception):
     """A request the server refuses: `status` (4xx) and a one-line `message` for the client."""
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from digitdet.reading.grouping import Candidate, Digit, group_digits
+from digitdet.reading.grouping import Candidate, Digit, group_digits, is_column
 
 NO_NUMBER = "-1"
 
@@ -36,19 +36,8 @@ def suppress_duplicates(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -
 
 
 def is_vertical(boxes: torch.Tensor) -> bool:
-    """True when the boxes form a column: sorted by centre-y, each starts below the previous centre
-    and they overlap horizontally, so they cannot be neighbours on one line."""
-    if len(boxes) < 2:
-        return False
-    order = torch.argsort((boxes[:, 1] + boxes[:, 3]) / 2)
-    b = boxes[order]
-    for prev, cur in zip(b[:-1], b[1:]):
-        prev_cy = (prev[1] + prev[3]) / 2
-        overlap_x = min(prev[2], cur[2]) - max(prev[0], cur[0])
-        narrower = min(prev[2] - prev[0], cur[2] - cur[0])
-        if cur[1] < prev_cy or overlap_x < 0.5 * narrower:
-            return False
-    return True
+    """True when the (N, 4) xyxy boxes form a column (reading.grouping.is_column)."""
+    return is_column(boxes.tolist())
 
 
 def read_candidates(

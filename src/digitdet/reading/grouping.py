@@ -9,7 +9,7 @@ grouped first and only then read:
    link digits that have no neighbour on a line when one is above the other (a stacked number: centres
    within `line_tol` heights horizontally, a vertical gap of at most `max_gap` heights);
 2. every connected set of linked digits is a candidate; it reads left to right, or top to bottom when
-   its digits form a column (numbers.is_vertical);
+   its digits form a column (is_column);
 3. candidates are ranked by confidence (mean digit score) x evidence (square root of its digit count,
    counted up to 4: a lone "digit" is the commonest false find — a mortar line, a pole, a door frame
    read as "1" — while several alike digits in a row rarely happen by chance) x size (the candidate's
@@ -122,16 +122,17 @@ def _components(digits: list[Digit], rules: GroupingRules) -> list[list[int]]:
     return list(groups.values())
 
 
-def _is_column(digits: list[Digit]) -> bool:
-    """A column: sorted by centre-y, each starts below the previous centre and they overlap horizontally
-    (so they cannot be neighbours on one line)."""
-    if len(digits) < 2:
+def is_column(boxes) -> bool:
+    """A column: xyxy boxes that, sorted by centre-y, each start below the previous centre and overlap
+    it horizontally (so they cannot be neighbours on one line). The one rule for readings and for
+    ground truth (numbers.is_vertical)."""
+    if len(boxes) < 2:
         return False
-    ds = sorted(digits, key=lambda d: d.centre[1])
-    for prev, cur in zip(ds[:-1], ds[1:]):
-        overlap_x = min(prev.box[2], cur.box[2]) - max(prev.box[0], cur.box[0])
-        narrower = min(prev.box[2] - prev.box[0], cur.box[2] - cur.box[0])
-        if cur.box[1] < prev.centre[1] or overlap_x < 0.5 * narrower:
+    bs = sorted(boxes, key=lambda b: (b[1] + b[3]) / 2)
+    for prev, cur in zip(bs[:-1], bs[1:]):
+        overlap_x = min(prev[2], cur[2]) - max(prev[0], cur[0])
+        narrower = min(prev[2] - prev[0], cur[2] - cur[0])
+        if cur[1] < (prev[1] + prev[3]) / 2 or overlap_x < 0.5 * narrower:
             return False
     return True
 
@@ -143,7 +144,7 @@ def group_digits(digits: list[Digit], rules: GroupingRules = GroupingRules()) ->
     made = []
     for idx in _components(digits, rules):
         members = [digits[i] for i in idx]
-        vertical = _is_column(members)
+        vertical = is_column([d.box for d in members])
         members.sort(key=lambda d: d.centre[1] if vertical else d.centre[0])
         heights = np.array([d.height for d in members])
         conf = float(np.mean([d.score for d in members]))

@@ -36,22 +36,29 @@ def config_from_checkpoint(ckpt: dict[str, Any], overrides: list[str] | tuple[st
 
 def model_from_checkpoint(path: str | Path, overrides=(), device: str | torch.device = "cpu"):
     """(cfg, model in eval mode, checkpoint dict). The tuned reading threshold is applied to cfg."""
+    ckpt = load_checkpoint(path)
+    cfg, model = model_from_state(ckpt, overrides, device, where=str(path))
+    return cfg, model, ckpt
+
+
+def model_from_state(state: dict[str, Any], overrides=(), device: str | torch.device = "cpu", *, where: str):
+    """(cfg, model in eval mode) from a dict with 'config', 'model' (weights, any float dtype) and an
+    optional 'read_thresh' (a training checkpoint or a packed reader); `where` names it in errors."""
     from dataclasses import replace
 
     from digitdet.model import build_model
 
-    ckpt = load_checkpoint(path)
-    cfg = config_from_checkpoint(ckpt, overrides)
-    if ckpt.get("read_thresh") is not None and not any(o.startswith("predict.read_thresh") for o in overrides):
-        cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(ckpt["read_thresh"])))
+    cfg = config_from_checkpoint(state, overrides)
+    if state.get("read_thresh") is not None and not any(o.startswith("predict.read_thresh") for o in overrides):
+        cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(state["read_thresh"])))
     # Never load user-supplied backbone weights again: the checkpoint already holds every weight.
     cfg = replace(cfg, model=replace(cfg.model, backbone_weights=None))
     model = build_model(cfg)
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(state["model"])  # copies into the float32 parameters (float16 storage too)
     except RuntimeError as exc:
-        raise ConfigError(f"{path}: weights do not fit the configured model ({first_line(exc)})") from None
-    return cfg, model.to(device).eval(), ckpt
+        raise ConfigError(f"{where}: weights do not fit the configured model ({first_line(exc)})") from None
+    return cfg, model.to(device).eval()
 
 
 def load_model_weights(path: str) -> dict[str, torch.Tensor]:

@@ -81,20 +81,13 @@ def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
 
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
     """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True."""
-    from digitdet.checkpoint import config_from_checkpoint, model_from_checkpoint
-    from digitdet.model import build_model
+    from digitdet.checkpoint import model_from_checkpoint, model_from_state
 
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
         return cfg, model
-    packed = load_packed(bundled_reader_path())
-    cfg = config_from_checkpoint(packed, overrides)
-    if not any(o.startswith("predict.read_thresh") for o in overrides):
-        cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(packed["read_thresh"])))
-    cfg = replace(cfg, model=replace(cfg.model, backbone_weights=None))
-    model = build_model(cfg)
-    model.load_state_dict({k: v.float() for k, v in packed["model"].items()})
-    return cfg, model.to(device).eval()
+    path = bundled_reader_path()
+    return model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
 
 
 class Reader:

@@ -72,7 +72,7 @@ def _read_one(reader, file, name: str, max_pixels: int) -> dict:
 
 def create_app(reader, *, workers: int = 2, queue: int = 16, max_bytes: int = 20 * MB,
                max_request_bytes: int = 64 * MB, max_pixels: int = 40_000_000, max_files: int = 16) -> FastAPI:
-    """The service over one loaded Reader. `workers` threads read (one Reader copy each), at most `queue`
+    """The service over one loaded Reader. `workers` threads read (sharing it), at most `queue`
     more images wait, beyond that 503. Limits: `max_bytes` per image (413), `max_request_bytes` per request
     (413), `max_pixels` per image from its header (413), `max_files` images per request (400; at most
     workers + queue, as more could never be admitted at once)."""

@@ -1,19 +1,15 @@
-"""The bounded inference pool: `workers` threads, each with its own Reader, and at most `capacity`
+"""The bounded inference pool: `workers` threads sharing one Reader, and at most `capacity`
 (= workers + queue) images admitted at once. An image that finds no free slot is refused at once
 (PoolBusy -> 503): waiting requests cannot pile up in memory.
 
-Each worker thread gets its own copy of the Reader (copy.deepcopy: the weights once more per worker,
-tens of MB for the CPU models) because a Reader is not safe to share between threads: the whole-photo
-pyramid (reading.pyramid.PyramidDetector) swaps the wrapped model's resize transform while it runs, so two
-threads in one model would restore each other's transform. Torch's own threads are set by the caller
-(`digitdet serve` divides the CPUs among the workers).
+One Reader serves every worker: reading never changes the model (reading.pyramid.PyramidDetector runs the
+detector's parts with its own resize), so the weights are in memory once. Torch's own threads are set by
+the caller (`digitdet serve` divides the CPUs among the workers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,10 +29,7 @@ class ReaderPool:
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._readers: queue.SimpleQueue = queue.SimpleQueue()
-        self._readers.put(reader)
-        for _ in range(workers - 1):
-            self._readers.put(copy.deepcopy(reader))
+        self.reader = reader
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="digitdet-read")
 
     @property
@@ -61,11 +54,7 @@ class ReaderPool:
         self._slots.release()
 
     def _job(self, fn: Callable, args: tuple) -> Any:
-        reader = self._readers.get()  # never waits: one Reader per worker thread
-        try:
-            return fn(reader, *args)
-        finally:
-            self._readers.put(reader)
+        return fn(self.reader, *args)
 
     def submit_all(self, fn: Callable, jobs: list[tuple]) -> list[Future]:
         """fn(reader, *args) for each args in `jobs`, admitted all together or not at all (PoolBusy).

@@ -11,12 +11,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from digitdet import train as train_mod
-from digitdet.config import load_config
 from digitdet.reading.reader import Reader
 from digitdet.serve import create_app
 from digitdet.serve.server import background
-from tiny import CPU, ROOT, TINY, make_tiny_dataset
+from tiny import ROOT, train_tiny
 
 REAL_PHOTO = ROOT.parent / "shared" / "real_plaques" / "images" / "2.jpg"
 BROWSER = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
@@ -28,11 +26,9 @@ pytestmark = pytest.mark.skipif(not (BROWSER and DRIVER),
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
-    data = make_tiny_dataset(root / "data")
-    train_mod.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)
+    data, ckpt = train_tiny(tmp_path_factory.mktemp("browser"))
     # read_thresh 0: the tiny model then always reads *something* (a number and boxes to check).
-    reader = Reader(root / "run" / "best.pt", overrides=("predict.read_thresh=0.0",))
+    reader = Reader(ckpt, overrides=("predict.read_thresh=0.0",))
     with background(create_app(reader, workers=1, queue=4)) as url:
         yield url, data
 

@@ -6,19 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from digitdet import train as train_mod
-from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.predict import pred_csv_text, predict_folder
-from tiny import CPU, SVHN4, TINY, make_tiny_dataset
+from tiny import SVHN4, train_tiny
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pred")
-    data = make_tiny_dataset(root / "data")
-    train_mod.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)
-    return data, root / "run" / "best.pt"
+    return train_tiny(tmp_path_factory.mktemp("pred"))
 
 
 def check_outputs(out, ids):

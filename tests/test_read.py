@@ -5,19 +5,14 @@ import json
 import pytest
 from PIL import Image
 
-from digitdet import train as train_mod
 from digitdet.cli import main
-from digitdet.config import load_config
 from digitdet.reading.reader import Reader, image_files
-from tiny import CPU, TINY, make_tiny_dataset
+from tiny import train_tiny
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("read")
-    data = make_tiny_dataset(root / "data")
-    train_mod.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)
-    return data, root / "run" / "best.pt"
+    return train_tiny(tmp_path_factory.mktemp("read"))
 
 
 @pytest.fixture

@@ -16,15 +16,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from digitdet import train as train_mod
 from digitdet.cli import main
-from digitdet.config import load_config
 from digitdet.reading.reader import Reader
 from digitdet.serve import app as app_mod
 from digitdet.serve import create_app
 from digitdet.serve.pool import PoolBusy, ReaderPool
 from digitdet.serve.server import background, bind
-from tiny import CPU, TINY, make_tiny_dataset
+from tiny import train_tiny
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette >= 1.0 would rather have httpx2 under its TestClient; httpx works
@@ -35,10 +33,7 @@ READ_KEYS = {"file", "number", "confidence", "digits", "candidates", "ms"}
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    data = make_tiny_dataset(root / "data")
-    train_mod.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)
-    return data, root / "run" / "best.pt"
+    return train_tiny(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")

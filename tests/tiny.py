@@ -25,6 +25,16 @@ def make_tiny_dataset(root: Path, train: int = 8, valid: int = 4, test: int = 4,
     return root
 
 
+def train_tiny(root: Path) -> tuple[Path, Path]:
+    """(dataset, best.pt): make_tiny_dataset under root/data and one epoch of the TINY config in root/run."""
+    from digitdet import train
+    from digitdet.config import load_config
+
+    data = make_tiny_dataset(root / "data")
+    train.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)
+    return data, root / "run" / "best.pt"
+
+
 def yaml_settings(path: Path) -> dict:
     """{section: {key: value}} a YAML config file sets, its `_base_` chain resolved here with PyYAML
     (independently of digitdet.config, so tests can check what load_config built)."""

@@ -25,7 +25,7 @@ import numpy as np
 from digitdet.data import synth_style as sty
 from digitdet.data.synth_compose import canvas_for, finish, first_draw, warp_patch, warped_boxes
 from digitdet.data.synth_plaque import render_plaque
-from digitdet.data.synth_render import Sample, layout, sample_number, sample_style, translate
+from digitdet.data.synth_render import Sample, layout, number_chars, sample_style, translate
 from digitdet.data.synth_scene import draw_plate, render_sample
 from digitdet.data.synth_wall import render_scene
 from digitdet.errors import DataError
@@ -116,11 +116,7 @@ def _cut_edge(g, H: np.ndarray, visible: float, left: bool) -> float:
 
 
 def _tight_once(rng: np.random.Generator, strict: bool) -> Sample | None:
-    digits = sample_number(rng)
-    chars, labels = [str(d) for d in digits], list(digits)
-    if rng.random() < 0.04:
-        chars.append(sty.LETTERS[int(rng.integers(len(sty.LETTERS)))])
-        labels.append(None)
+    chars, labels = number_chars(rng)
     height = float(np.exp(rng.uniform(np.log(40), np.log(200))))  # final image height, before a cap
     frac = float(rng.uniform(0.6, 0.95))
     R = float(np.clip(frac * height * rng.uniform(0.9, 1.2), 22, 56))

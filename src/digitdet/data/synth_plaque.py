@@ -28,7 +28,16 @@ from digitdet.data.synth_compose import (
     warped_boxes,
     words,
 )
-from digitdet.data.synth_render import Glyph, Sample, Style, apply_h, composite, make_glyph, sample_number, translate
+from digitdet.data.synth_render import (
+    Glyph,
+    Sample,
+    Style,
+    apply_h,
+    composite,
+    make_glyph,
+    number_chars,
+    translate,
+)
 
 THIN = ("Thin", "ExtraLight", "Light")
 METALS = ((0.78, 0.78, 0.80), (0.62, 0.63, 0.66), (0.80, 0.64, 0.32), (0.72, 0.45, 0.30), (0.30, 0.30, 0.32))
@@ -139,11 +148,7 @@ def number_style(rng: np.random.Generator, R: float, look: Look, font: str) -> S
 def number_glyphs(rng: np.random.Generator, st: Style, R: float, digits: list[int] | None = None) -> list[Glyph]:
     """The house number laid out left to right from x = 0, baseline y = 0, wider spacing than SVHN crops;
     sometimes a letter suffix (never boxed). Brushed numerals get a metal texture."""
-    digits = sample_number(rng) if digits is None else digits
-    chars, labels = [str(d) for d in digits], list(digits)
-    if rng.random() < 0.06:
-        chars.append(sty.LETTERS[int(rng.integers(len(sty.LETTERS)))])
-        labels.append(None)
+    chars, labels = number_chars(rng, digits, p_letter=0.06)
     gap = R * rng.uniform(-0.02, 0.35)
     out: list[Glyph] = []
     for ch, lab in zip(chars, labels):

@@ -215,6 +215,18 @@ def sample_number(rng: np.random.Generator) -> list[int]:
     return [int(rng.choice(10, p=FIRST_P))] + [int(rng.choice(10, p=LATER_P)) for _ in range(k - 1)]
 
 
+def number_chars(rng: np.random.Generator, digits: list[int] | None = None,
+                 p_letter: float = 0.04) -> tuple[list[str], list]:
+    """(chars, labels) of a house number: `digits` (drawn by sample_number when None), and with chance
+    `p_letter` a letter suffix ("12A"; label None: never boxed)."""
+    digits = sample_number(rng) if digits is None else digits
+    chars, labels = [str(d) for d in digits], list(digits)
+    if rng.random() < p_letter:
+        chars.append(sty.LETTERS[int(rng.integers(len(sty.LETTERS)))])
+        labels.append(None)
+    return chars, labels
+
+
 def digit_height(rng: np.random.Generator) -> float:
     """Final digit height in px: SVHN's percentiles 15/19/24/32/54 plus a tail of large ones."""
     if rng.random() < 0.025:

@@ -22,8 +22,8 @@ from digitdet.data.synth_render import (
     final_mask,
     layout,
     make_glyph,
+    number_chars,
     pil_coeffs,
-    sample_number,
     sample_style,
     text_patch,
     tight_box,
@@ -251,11 +251,7 @@ def render_sample(rng: np.random.Generator) -> Sample:
 
 
 def _render_once(rng: np.random.Generator, strict: bool) -> Sample | None:
-    digits = sample_number(rng)
-    chars, labels = [str(d) for d in digits], list(digits)
-    if rng.random() < 0.04:
-        chars.append(sty.LETTERS[int(rng.integers(len(sty.LETTERS)))])
-        labels.append(None)
+    chars, labels = number_chars(rng)
     h_final = digit_height(rng)
     R = float(np.clip(h_final * rng.uniform(0.9, 1.3), 22, 44))
     bg_col, fg_col = sty.sample_colors(rng)

@@ -163,6 +163,12 @@ def assign_ids(paths: list[Path]) -> list[tuple[int, Path]]:
     return sorted(ids.items())
 
 
+def image_files_in(folder: Path) -> list[Path]:
+    """The files of `folder` with an image suffix (any case), hidden ones skipped, sorted by name."""
+    return sorted(p for p in folder.iterdir()
+                  if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def list_images(image_dir: PathLike) -> list[tuple[int, Path]]:
     """The image files of a folder without json as (image_id, path) sorted by id (see assign_ids).
 
@@ -171,8 +177,7 @@ def list_images(image_dir: PathLike) -> list[tuple[int, Path]]:
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DataError(f"{image_dir}: image folder not found")
-    files = [p for p in image_dir.iterdir()
-             if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    files = image_files_in(image_dir)
     if not files:
         raise DataError(f"{image_dir}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
     return assign_ids(files)

@@ -24,7 +24,6 @@ from digitdet.reading.pyramid import for_inference
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 @dataclass
@@ -156,11 +155,11 @@ class Reader:
 
 
 def image_files(paths: list[str | Path]) -> list[Path]:
-    """Files named, and the image files (by suffix, any case) directly inside folders named, in order."""
+    """Files named, and the image files directly inside folders named (as predict lists them:
+    data.images.image_files_in), in order."""
+    from digitdet.data.images import image_files_in
+
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
+        out += image_files_in(p) if p.is_dir() else [p]
     return out

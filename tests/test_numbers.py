@@ -66,3 +66,17 @@ def test_tune_read_threshold_picks_the_best():
     assert acc == 0.5 and thresh == 0.1
     thresh, acc = tune_read_threshold(dets, {1: "1", 2: "-1"}, 0.5, candidates=[0.1, 0.3, 0.5, 0.7])
     assert (thresh, acc) == (0.5, 1.0)
+
+
+def test_an_unsure_glyph_counts_as_one_digit_of_its_likeliest_class():
+    # A sure "1", then a glyph the model splits between 0, 8 and 9 (scores from a demo model's "10"):
+    # none alone passes 0.75, together they are surely a digit, read as the likeliest.
+    boxes = [[39, 12, 68, 58], [72, 11, 100, 53], [73, 15, 97, 49], [75, 12, 99, 52]]
+    assert read_number(boxes, [0.93, 0.63, 0.56, 0.42], lab(1, 0, 8, 9), 0.75, 0.3) == "10"
+    # Spread thinly (a letter or a texture) the presence stays under the threshold.
+    assert read_number(boxes, [0.93, 0.3, 0.2, 0.1], lab(1, 0, 8, 9), 0.75, 0.3) == "1"
+    # A neighbouring digit (IoU < SAME_PLACE_IOU) is never added to its neighbour's presence.
+    side = [[0, 0, 10, 20], [8, 0, 18, 20]]  # IoU 0.11
+    assert read_number(side, [0.9, 0.5], lab(4, 2), 0.75, 0.3) == "4"
+    # Another digit of the same class is a second digit, not the same glyph's alternative.
+    assert read_number([[0, 0, 10, 20], [2, 0, 12, 20]], [0.6, 0.5], lab(1, 1), 0.75, 0.3) == "-1"

@@ -1,5 +1,6 @@
-"""What the bundled glyph-pretrained trunk is worth: configs/cpu.yaml trained from it and from random
-weights at several image budgets, each run scored on the test split.
+"""What a pretrained trunk is worth: configs/cpu.yaml trained from the bundled reader's trunk (its
+default), from the glyph-pretrained trunk and from random weights at several image budgets, each run
+scored on the test split.
 
     python scripts/pretrain_curve.py [--data data/synth] [--budgets 1000 2500 7200] [--out runs/curve]
 
@@ -18,10 +19,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"glyph-pretrained trunk (cpu.yaml)": [], "random init": ["model.backbone_weights=null"]}
+# variant -> (run folder prefix, overrides of cpu.yaml)
+VARIANTS = {
+    "reader's trunk (cpu.yaml)": ("reader", []),
+    "glyph-pretrained trunk": ("pretrained", ["model.backbone_weights=bundled:glyph-resnet18-l3"]),
+    "random init": ("scratch", ["model.backbone_weights=null"]),
+}
 
 
-def run(variant: str, overrides: list[str], budget: int, data: Path, out: Path) -> dict:
+def run(variant: str, budget: int, data: Path, out: Path) -> dict:
     import torch
 
     from digitdet.checkpoint import model_from_checkpoint
@@ -29,7 +35,8 @@ def run(variant: str, overrides: list[str], budget: int, data: Path, out: Path) 
     from digitdet.evaluate import evaluate_split
     from digitdet.train import fit
 
-    folder = out / f"{'scratch' if overrides else 'pretrained'}_{budget}"
+    prefix, overrides = VARIANTS[variant]
+    folder = out / f"{prefix}_{budget}"
     if not (folder / "train_summary.json").is_file():
         cfg = load_config([ROOT / "configs" / "cpu.yaml"], [*overrides, f"train.max_images={budget}"])
         fit(cfg, data, folder, progress=False)
@@ -78,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = []
-    for variant, overrides in VARIANTS.items():
+    for variant in VARIANTS:
         for budget in args.budgets:
             print(f"[curve] {variant}, {budget} images", file=sys.stderr, flush=True)
-            rows.append(run(variant, overrides, budget, Path(args.data), out))
+            rows.append(run(variant, budget, Path(args.data), out))
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()}, {cpu_cores()} cores, torch {torch.__version__}: "
              f"`python scripts/pretrain_curve.py --budgets {' '.join(map(str, args.budgets))}` "
              f"({(time.perf_counter() - t0) / 60:.0f} min, finished runs reused). Test split of `{args.data}` "

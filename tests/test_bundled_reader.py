@@ -75,3 +75,33 @@ def test_read_and_predict_need_no_checkpoint(tmp_path, capsys):
     assert main(["-q", "predict", "--images", str(folder), "--out", str(tmp_path / "out")]) == 0
     rows = list(csv.DictReader((tmp_path / "out" / "pred.csv").open()))
     assert [(r["image_id"], r["pred_label"]) for r in rows] == [("1", "729"), ("5", "42")]
+
+
+def test_cpu_config_starts_from_the_readers_trunk_and_nothing_else():
+    from digitdet.config import load_config
+    from digitdet.model import build_model
+
+    packed = torch.load(WEIGHTS_DIR / f"{BUNDLED_READER}.pt", map_location="cpu", weights_only=True)
+    torch.manual_seed(0)
+    model = build_model(load_config(["cpu"]))
+    state = model.state_dict()
+    trunk = [k for k in packed["model"] if k.startswith("backbone.body.") and "num_batches" not in k]
+    assert len(trunk) > 50
+    for k in trunk:  # the trunk is the reader's (float16 storage, loaded as float32) ...
+        assert torch.equal(state[k], packed["model"][k].float()), k
+    # ... while the FPN, RPN and box head start random: the demo still learns them from its own data
+    for k in ("backbone.fpn.inner_blocks.0.0.weight", "rpn.head.cls_logits.weight", "roi_heads.box_head.fc6.weight"):
+        assert not torch.equal(state[k], packed["model"][k].float()), k
+    glyph = build_model(load_config(["cpu"], ["model.backbone_weights=bundled:glyph-resnet18-l3"])).state_dict()
+    assert not torch.equal(glyph["backbone.body.layer3.0.conv1.weight"], state["backbone.body.layer3.0.conv1.weight"])
+
+
+def test_a_readers_trunk_that_does_not_fit_is_a_clear_error():
+    from digitdet.config import load_config
+    from digitdet.errors import ConfigError
+    from digitdet.model import build_model
+
+    deeper = ["model.returned_layers=[2,3,4]", "model.anchor_sizes=[[24],[48],[96],[192]]",
+              "model.aspect_ratios=[1.0]"]
+    with pytest.raises(ConfigError, match=r"does not match the trunk: \d+ missing \(e\.g\. layer4"):
+        build_model(load_config(["cpu"], deeper))

@@ -96,8 +96,9 @@ def test_cpu_config_builds_the_model_it_describes():
     # The trunk holds the bundled pretrained weights the file names, not a random initialisation.
     from digitdet.model import resolve_weights
 
-    shipped = torch.load(resolve_weights(m["backbone_weights"]), weights_only=True)["state_dict"]
-    assert all(torch.equal(body.state_dict()[k], v.float()) for k, v in shipped.items())
+    shipped = torch.load(resolve_weights(m["backbone_weights"]), weights_only=True)["model"]  # a packed reader
+    shipped = {k.removeprefix("backbone.body."): v for k, v in shipped.items() if k.startswith("backbone.body.")}
+    assert shipped and all(torch.equal(body.state_dict()[k], v.float()) for k, v in shipped.items())
     assert (model.roi_heads.nms_thresh, model.roi_heads.score_thresh) == (p["nms_thresh"], p["score_thresh"])
     assert tuple(model.transform.min_size) == tuple(m["min_size"])
 

@@ -157,6 +157,7 @@ KEY_VALUES = {
     "rpn_post_nms_top_n_test": ([], ["model.rpn_post_nms_top_n_test=100"]),
     "rpn_batch_size_per_image": ([], ["model.rpn_batch_size_per_image=64"]),
     "box_batch_size_per_image": ([], ["model.box_batch_size_per_image=64"]),
+    "box_positive_fraction": ([], ["model.box_positive_fraction=0.5"]),
     "box_detections_per_img": ([], ["model.box_detections_per_img=10"]),
     "backbone_weights": ([], ["model.backbone_weights={weights}"]),
 }
@@ -173,7 +174,8 @@ def _fingerprint(model) -> dict:
         "weights": {k: (tuple(v.shape), round(float(v.double().sum()), 3)) for k, v in model.state_dict().items()},
         "anchors": (rpn.anchor_generator.sizes, rpn.anchor_generator.aspect_ratios),
         "rpn": (rpn._pre_nms_top_n, rpn._post_nms_top_n, rpn.fg_bg_sampler.batch_size_per_image),
-        "heads": (heads.fg_bg_sampler.batch_size_per_image, heads.detections_per_img),
+        "heads": (heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
+                  heads.detections_per_img),
         "roi_align": (heads.box_roi_pool.output_size, heads.box_roi_pool.sampling_ratio),
         "transform": (images.image_sizes, images.tensors[0, :, 0, 0].tolist()),
     }

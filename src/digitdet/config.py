@@ -67,6 +67,7 @@ class ModelConfig:
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25  # share of digits among the sampled RoIs (torchvision's default)
     box_detections_per_img: int = 100
     backbone_weights: str | None = None  # optional local state dict for the ResNet trunk
 

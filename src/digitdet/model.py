@@ -115,9 +115,10 @@ def resolve_weights(path: str) -> Path:
 
 
 def load_trunk_weights(trunk: nn.Module, path: str, stages: int = 4) -> None:
-    """Load a local ResNet state dict into `trunk`: a plain one (e.g. ImageNet weights on disk), or a
-    `digitdet pretrain` file (float16, stages up to the one it was trained with). Only the stem and
-    layer1..layer`stages` must match; the classifier head and deeper stages are ignored."""
+    """Load a local ResNet state dict into `trunk`: a plain one (e.g. ImageNet weights on disk), a
+    `digitdet pretrain` file (float16, stages up to the one it was trained with), or the trunk of a packed
+    reader (`bundled:reader-resnet18-l3`: a whole detector's weights under 'model'). Only the stem and
+    layer1..layer`stages` must match; the rest is ignored."""
     file = resolve_weights(path)
     if not file.is_file():
         raise ConfigError(f"model.backbone_weights: {file} not found")
@@ -127,10 +128,13 @@ def load_trunk_weights(trunk: nn.Module, path: str, stages: int = 4) -> None:
         raise ConfigError(f"model.backbone_weights: {file} is not a torch state dict ({first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    elif isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # a packed reader or a training checkpoint: the whole detector's weights
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ConfigError(f"model.backbone_weights: {file} is not a state dict of tensors")
     used = ("conv1.", "bn1.", *(f"layer{k}." for k in range(1, stages + 1)))
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    # A detector's trunk sits under backbone.body.; only the trunk is taken (FPN and heads start random).
+    state = {k.removeprefix("module.").removeprefix("backbone.body."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if k.startswith(used)}
     own = {k: v for k, v in trunk.state_dict().items() if k.startswith(used)}
     missing = sorted(set(own) - set(state))
@@ -187,6 +191,7 @@ def build_model(cfg: Config) -> FasterRCNN:
         rpn_post_nms_top_n_test=m.rpn_post_nms_top_n_test,
         rpn_batch_size_per_image=m.rpn_batch_size_per_image,
         box_batch_size_per_image=m.box_batch_size_per_image,
+        box_positive_fraction=m.box_positive_fraction,
         box_detections_per_img=m.box_detections_per_img,
         box_score_thresh=p.score_thresh,
         box_nms_thresh=p.nms_thresh,

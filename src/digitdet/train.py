@@ -89,6 +89,9 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
     t = cfg.train
     rank, world, device = distributed.init()
     torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // world))
+    # Pretrained weights drive some activations and gradients into subnormal floats, which the CPU
+    # handles in microcode: training from the reader's trunk ran 16 % slower until they were flushed.
+    torch.set_flush_denormal(True)
     seed_everything(t.seed)
 
     train_ds = make_dataset(data_dir, "train", cfg, train=True, limit=t.limit)

@@ -97,7 +97,23 @@ class PyramidDetector(nn.Module):
 
     @torch.inference_mode()
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        return [self._detect(image) for image in images]
+        # Tiles of several images run together, which is what makes a batch of small crops as fast as the
+        # detector alone; a group is closed at `batch` full tiles' pixels, so large photos go one by one
+        # and memory stays that of one image's pyramid.
+        budget = self.settings.batch * self.settings.tile ** 2
+        out: list[dict[str, torch.Tensor]] = []
+        group, pixels = [], 0
+        for image in images:
+            plan = self._plan(image)
+            n = sum(t.shape[-2] * t.shape[-1] for t in plan[1])
+            if group and pixels + n > budget:
+                out += self._detect_group(group)
+                group, pixels = [], 0
+            group.append((image, plan))
+            pixels += n
+        if group:
+            out += self._detect_group(group)
+        return out
 
     def _run(self, tiles: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """The detector on tiles at their own size: GeneralizedRCNN.forward's eval path, our resize."""
@@ -112,11 +128,12 @@ class PyramidDetector(nn.Module):
         dets, _ = m.roi_heads(features, proposals, batch.image_sizes)
         return self.keep_size.postprocess(dets, batch.image_sizes, [t.shape[-2:] for t in tiles])
 
-    def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _plan(self, image: torch.Tensor) -> tuple[int, list[torch.Tensor], list[tuple]]:
+        """(number of levels, tiles, where each tile came from: (level, scale, x0, y0, inner edges))."""
         s = self.settings
         h, w = image.shape[-2:]
         scales = level_scales(h, w, s)
-        tiles, where = [], []  # where: (level, scale, x0, y0, inner edges)
+        tiles, where = [], []
         for k, scale in enumerate(scales):
             level = _resize(image, scale)
             lh, lw = level.shape[-2:]
@@ -128,22 +145,39 @@ class PyramidDetector(nn.Module):
                     inner = (x0 > 0, y0 > 0, x0 + tw < lw, y0 + th < lh)
                     tiles.append(t)
                     where.append((k, scale, x0, y0, inner))
+        return len(scales), tiles, where
+
+    def _detect_group(self, group: list[tuple[torch.Tensor, tuple]]) -> list[dict[str, torch.Tensor]]:
+        s = self.settings
+        # Batches of tiles of about one size (largest first): a batch is padded to its largest tile, so
+        # mixing a level-0 crop with a 4x larger level-1 one would run the crop at 4x its cost.
+        order = sorted(((i, j) for i, (_, (_, tiles, _)) in enumerate(group) for j in range(len(tiles))),
+                       key=lambda ij: -group[ij[0]][1][1][ij[1]].shape[-2] * group[ij[0]][1][1][ij[1]].shape[-1])
+        dets: dict[tuple[int, int], dict] = {}
+        for c in range(0, len(order), s.batch):
+            chunk = order[c:c + s.batch]
+            for ij, det in zip(chunk, self._run([group[i][1][1][j] for i, j in chunk])):
+                dets[ij] = det
+        return [self._merge(image, n_levels, tiles, where, [dets[(i, j)] for j in range(len(tiles))])
+                for i, (image, (n_levels, tiles, where)) in enumerate(group)]
+
+    def _merge(self, image, n_levels: int, tiles, where, dets) -> dict[str, torch.Tensor]:
+        """One image's tile detections: trusted boxes only, back in input pixels, one NMS across levels."""
+        h, w = image.shape[-2:]
         boxes, scores, labels = [], [], []
-        for i in range(0, len(tiles), s.batch):
-            chunk = tiles[i:i + s.batch]
-            for t, det, (k, scale, x0, y0, inner) in zip(chunk, self._run(chunk), where[i:i + s.batch]):
-                keep = self._trusted(det["boxes"], k, len(scales), t.shape, inner)
-                b = det["boxes"][keep] + torch.tensor([x0, y0, x0, y0], dtype=det["boxes"].dtype)
-                boxes.append(b / scale)
-                scores.append(det["scores"][keep])
-                labels.append(det["labels"][keep])
+        for t, det, (k, scale, x0, y0, inner) in zip(tiles, dets, where):
+            keep = self._trusted(det["boxes"], k, n_levels, t.shape, inner)
+            b = det["boxes"][keep] + torch.tensor([x0, y0, x0, y0], dtype=det["boxes"].dtype)
+            boxes.append(b / scale)
+            scores.append(det["scores"][keep])
+            labels.append(det["labels"][keep])
         if not boxes:
             return {"boxes": torch.zeros((0, 4)), "scores": torch.zeros(0),
                     "labels": torch.zeros(0, dtype=torch.int64)}
         b, sc, lb = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
         b = torch.minimum(b.clamp(min=0), torch.tensor([w, h, w, h], dtype=b.dtype))
-        if len(scales) > 1 or len(tiles) > 1:
-            keep = nms(b, sc, s.merge_iou)
+        if n_levels > 1 or len(tiles) > 1:
+            keep = nms(b, sc, self.settings.merge_iou)
             b, sc, lb = b[keep], sc[keep], lb[keep]
         return {"boxes": b, "scores": sc, "labels": lb}
 

@@ -151,13 +151,12 @@ class PyramidDetector(nn.Module):
         s = self.settings
         # Batches of tiles of about one size (largest first): a batch is padded to its largest tile, so
         # mixing a level-0 crop with a 4x larger level-1 one would run the crop at 4x its cost.
-        order = sorted(((i, j) for i, (_, (_, tiles, _)) in enumerate(group) for j in range(len(tiles))),
-                       key=lambda ij: -group[ij[0]][1][1][ij[1]].shape[-2] * group[ij[0]][1][1][ij[1]].shape[-1])
+        every = {(i, j): t for i, (_, (_, tiles, _)) in enumerate(group) for j, t in enumerate(tiles)}
+        order = sorted(every, key=lambda ij: -every[ij].shape[-2] * every[ij].shape[-1])  # stable: ties keep order
         dets: dict[tuple[int, int], dict] = {}
         for c in range(0, len(order), s.batch):
             chunk = order[c:c + s.batch]
-            for ij, det in zip(chunk, self._run([group[i][1][1][j] for i, j in chunk])):
-                dets[ij] = det
+            dets.update(zip(chunk, self._run([every[ij] for ij in chunk])))
         return [self._merge(image, n_levels, tiles, where, [dets[(i, j)] for j in range(len(tiles))])
                 for i, (image, (n_levels, tiles, where)) in enumerate(group)]
 

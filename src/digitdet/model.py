@@ -129,7 +129,7 @@ def load_trunk_weights(trunk: nn.Module, path: str, stages: int = 4) -> None:
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     elif isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]  # a packed reader or a training checkpoint: the whole detector's weights
+        state = state["model"]  # a packed reader: the whole detector's weights
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ConfigError(f"model.backbone_weights: {file} is not a state dict of tensors")
     used = ("conv1.", "bn1.", *(f"layer{k}." for k in range(1, stages + 1)))

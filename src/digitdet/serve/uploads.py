@@ -12,12 +12,10 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from digitdet.data.images import ORIENTATION_FIX as _ORIENT
-from digitdet.data.images import _quiet, _to_rgb, fit_size
+from digitdet.data.images import _quiet, _to_rgb, fit_size, upright
 from digitdet.errors import first_line
 
 
-# EXIF Orientation (tag 0x0112) -> the transpose that shows the photo upright (as PIL's ImageOps does).
 class UploadError(Exception):
     """A request the server refuses: `status` (4xx) and a one-line `message` for the client."""
 
@@ -67,9 +65,4 @@ def decode(fp: BinaryIO, name: str, max_pixels: int, load_pixels: int | None = N
                 raise UploadError(422, f"{name}: cannot decode image ({first_line(exc, typed=True)})") from None
     if rgb.size != target:
         rgb = rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    size = (w, h)
-    if orientation in _ORIENT:
-        rgb = rgb.transpose(_ORIENT[orientation])
-        if orientation >= 5:
-            size = (h, w)
-    return rgb, size
+    return upright(rgb, (w, h), orientation)  # as a browser shows it, EXIF orientation applied

@@ -162,7 +162,12 @@ def test_demo_remakes_its_own_data_only_when_asked_for_other_counts(tmp_path, mo
 
     generate_dataset(data, counts, seed=0, modes={"crop": 0.5, "scene": 0.5}, progress=False)
     assert demo.ensure_dataset(data, counts, seed=0, progress=False) is True  # another mix: made again
-    assert json.loads((data / "digitdet-synth.json").read_text())["modes"] == {"crop": 1.0}
+    marker = json.loads((data / "digitdet-synth.json").read_text())
+    assert marker["modes"] == {"crop": 1.0}
+    del marker["format"]  # made by a generator before lookalikes: made again, and they are there
+    (data / "digitdet-synth.json").write_text(json.dumps(marker))
+    assert demo.ensure_dataset(data, counts, seed=0, progress=False) is True
+    assert "lookalikes" in json.loads((data / "train.json").read_text())
     (data / "digitdet-synth.json").unlink()  # no marker: a complete dataset of someone's, used as is
     assert demo.ensure_dataset(data, counts, seed=1, progress=False) is False
     assert len(list((data / "train").glob("*.png"))) == 3

@@ -380,6 +380,35 @@ def test_dataset_labelled(coco_dir_factory):
     assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
 
 
+def test_lookalikes_load_and_join_the_targets_only_when_asked(coco_dir_factory):
+    looks = [{"image_id": 1, "bbox": [22.0, 3.0, 8.0, 12.0]}, {"image_id": 3, "bbox": [0.0, 0.0, 5.0, 24.0]}]
+    json_path = coco_dir_factory(edit=lambda raw: raw.update(lookalikes=looks))
+    coco = load_coco(json_path)
+    np.testing.assert_array_equal(coco.lookalikes[1], [[22, 3, 30, 15]])
+    assert 2 not in coco.lookalikes and coco.boxes[1].shape == (2, 4)  # digits untouched
+    plain = DigitDataset(json_path.parent / "train", json_path)
+    assert plain[0][1]["labels"].tolist() == [2, 10]
+    ds = DigitDataset(json_path.parent / "train", json_path, lookalikes=True)
+    _, target = ds[0]
+    assert target["labels"].tolist() == [2, 10, 11]
+    assert target["boxes"].tolist() == [[2, 3, 10, 15], [12, 3, 21, 15], [22, 3, 30, 15]]
+    assert ds[1][1]["labels"].tolist() == [1]
+    _, only = ds[2]  # an image with no digit but a lookalike
+    assert only["labels"].tolist() == [11] and only["boxes"].tolist() == [[0, 0, 5, 24]]
+
+
+@pytest.mark.parametrize("looks, words", [
+    ({"image_id": 1}, "must be a list"),
+    ([{"image_id": 9, "bbox": [0, 0, 4, 4]}], "lookalikes\\[0\\]: unknown image_id 9"),
+    ([{"bbox": [0, 0, 4, 4]}], "lookalikes\\[0\\]: must be an object"),
+    ([{"image_id": 1, "bbox": [0, 0, -4, 4]}], "lookalikes\\[0\\]"),
+])
+def test_bad_lookalikes_are_one_clear_error(coco_dir_factory, looks, words):
+    json_path = coco_dir_factory(edit=lambda raw: raw.update(lookalikes=looks))
+    with pytest.raises(DataError, match=words):
+        load_coco(json_path)
+
+
 def test_dataset_unlabelled_and_collate(coco_dir_factory):
     json_path = coco_dir_factory(split="test")
     json_path.unlink()

@@ -14,6 +14,7 @@ from PIL import Image
 from digitdet.data.synth import (
     MODES,
     PREVIEW_CELL,
+    SYNTH_FORMAT,
     generate_dataset,
     parse_modes,
     render_sample,
@@ -94,6 +95,34 @@ def test_layout_and_coco_schema(tmp_path):
             W, H = sizes[a["image_id"]]
             assert x + w <= W and y + h <= H
             assert a["area"] == pytest.approx(w * h)
+
+
+def test_lookalikes_are_written_tight_inside_and_apart_from_the_digits(tmp_path):
+    # Crop-mode images 1-200 of seed 0, split 1 (the demo's valid split) hold 23 lookalikes in 22 images.
+    rendered = [render_sample(sample_rng(0, 1, i)) for i in range(1, 41)]
+    with_looks = [s for s in rendered if s.lookalikes]
+    assert len(with_looks) >= 2
+    for s in with_looks:
+        W, H = s.image.size
+        for x0, y0, x1, y1 in s.lookalikes:
+            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H and x1 - x0 >= 2 and y1 - y0 >= 2
+            for b in s.boxes:  # never a digit's own box
+                assert [x0, y0, x1, y1] != b
+    out = tmp_path / "ds"
+    generate_dataset(out, {"train": 0, "valid": 40, "test": 0}, seed=0, workers=1, progress=False)
+    coco = json.loads((out / "valid.json").read_text())
+    written = [(lk["image_id"], lk["bbox"]) for lk in coco["lookalikes"]]
+    assert written == [(i, [b[0], b[1], b[2] - b[0], b[3] - b[1]])
+                       for i, s in enumerate(rendered, start=1) for b in s.lookalikes]
+    assert json.loads((out / "digitdet-synth.json").read_text())["format"] == SYNTH_FORMAT
+
+
+def test_a_letter_after_the_number_is_a_lookalike_not_a_digit():
+    # Valid image 53 of seed 0 is "8F" (the demo model once read it "85"): the F is a lookalike.
+    s = render_sample(sample_rng(0, 1, 53))
+    assert s.labels == [8] and len(s.lookalikes) == 1
+    (dx0, _, dx1, _), (lx0, _, lx1, _) = s.boxes[0], s.lookalikes[0]
+    assert lx0 >= dx1 - 1 and lx1 - lx0 > 0.5 * (dx1 - dx0)  # right of the 8, about as wide
 
 
 def test_bad_arguments(tmp_path):

@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from digitdet.errors import DataError
 
 SPLITS = ("train", "valid", "test")
 NUM_CATEGORIES = 10  # category_id 1..10 = digits 0..9
+LOOKALIKE_LABEL = NUM_CATEGORIES + 1  # training label of a lookalike box (never a category)
 OVERSHOOT_PX = 2.0
 OVERSHOOT_FRAC = 0.10
 
@@ -59,6 +60,8 @@ class CocoData:
 
     boxes[image_id] is a float32 (N, 4) array in xyxy pixels (clipped to the image); labels[image_id]
     is int64 (N,) in 1..10. Every image has an entry (empty arrays for images without digits).
+    lookalikes[image_id]: float32 (M, 4) xyxy boxes of glyphs that look like a digit but are none, from
+    digitdet's own top-level "lookalikes" list (the synthetic data writes it; COCO tools ignore it).
     """
 
     images: list[dict]
@@ -66,6 +69,7 @@ class CocoData:
     labels: dict[int, np.ndarray]
     raw: dict
     clipped: int
+    lookalikes: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _as_int(value: Any) -> int | None:
@@ -214,7 +218,25 @@ def load_coco(json_path: PathLike, image_dir: PathLike | None = None, check_file
         labels={i: np.asarray(c, dtype=np.int64).reshape(-1) for i, c in labels.items()},
         raw=raw,
         clipped=clipped,
+        lookalikes=_lookalikes(json_path, raw, sizes),
     )
+
+
+def _lookalikes(json_path: Path, raw: dict, sizes: dict[int, tuple[int, int]]) -> dict[int, np.ndarray]:
+    """The optional top-level "lookalikes": [{"image_id", "bbox" [x, y, w, h]}], validated like boxes."""
+    items = raw.get("lookalikes", [])
+    if not isinstance(items, list):
+        raise DataError(f"{json_path}: 'lookalikes' must be a list")
+    out: dict[int, list[list[float]]] = {}
+    for index, item in enumerate(items):
+        where = f"{json_path}: lookalikes[{index}]"
+        if not isinstance(item, dict) or "image_id" not in item or "bbox" not in item:
+            raise DataError(f"{where}: must be an object with 'image_id' and 'bbox'")
+        image_id = _as_int(item["image_id"])
+        if image_id is None or image_id not in sizes:
+            raise DataError(f"{where}: unknown image_id {item['image_id']!r}")
+        out.setdefault(image_id, []).append(_check_box(where, item["bbox"], *sizes[image_id])[0])
+    return {i: np.asarray(b, dtype=np.float32).reshape(-1, 4) for i, b in out.items()}
 
 
 def _pil_to_float(image: Image.Image) -> torch.Tensor:
@@ -228,6 +250,7 @@ class DigitDataset(torch.utils.data.Dataset):
 
     image: float32 (3, H, W) in [0, 1] after `transforms` (no normalization: the model does that).
     target: {'boxes': float32 (N, 4) xyxy pixels, 'labels': int64 (N,) in 1..10, 'image_id': int}.
+    With `lookalikes` the split's lookalike boxes are added with label 11 (model.lookalike_class).
     Without ann_file the targets are empty and ids come from `list_images` (integer stems keep theirs).
     `sizes` holds each original (width, height), before any upsampling.
     """
@@ -238,8 +261,10 @@ class DigitDataset(torch.utils.data.Dataset):
         ann_file: PathLike | None = None,
         transforms: Callable[[Image.Image, dict], tuple[Any, dict]] | None = None,
         check_files: bool = True,
+        lookalikes: bool = False,
     ) -> None:
         self.image_dir = Path(image_dir)
+        self.lookalikes = lookalikes
         self.transforms = transforms
         self.ann_file = Path(ann_file) if ann_file is not None else None
         self.coco: CocoData | None = None
@@ -263,6 +288,10 @@ class DigitDataset(torch.utils.data.Dataset):
         if self.coco is not None:
             boxes = torch.from_numpy(self.coco.boxes[image_id].copy())
             labels = torch.from_numpy(self.coco.labels[image_id].copy())
+            extra = self.coco.lookalikes.get(image_id) if self.lookalikes else None
+            if extra is not None and len(extra):
+                boxes = torch.cat([boxes, torch.from_numpy(extra.copy())])
+                labels = torch.cat([labels, torch.full((len(extra),), LOOKALIKE_LABEL, dtype=torch.int64)])
         else:
             boxes = torch.zeros((0, 4), dtype=torch.float32)
             labels = torch.zeros((0,), dtype=torch.int64)

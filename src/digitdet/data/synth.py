@@ -38,13 +38,14 @@ from digitdet.errors import DataError
 from digitdet.io import atomic_dir, atomic_path, write_json
 
 __all__ = ["SPLITS", "MODES", "Sample", "generate_dataset", "render_sample", "render_mixed", "write_preview",
-           "sample_rng", "parse_modes", "check_modes", "PREVIEW_CELL", "SYNTH_MARKER", "is_synthetic",
-           "check_replaceable", "map_renders"]
+           "sample_rng", "parse_modes", "check_modes", "PREVIEW_CELL", "SYNTH_MARKER", "SYNTH_FORMAT",
+           "is_synthetic", "check_replaceable", "map_renders"]
 
 SPLITS = ("train", "valid", "test")
 CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]
 PREVIEW_CELL = (192, 112)  # (width, height) of one preview tile, label strip included
 SYNTH_MARKER = "digitdet-synth.json"  # written into every generated folder: it is ours to replace
+SYNTH_FORMAT = 2  # 2: the json files also hold "lookalikes" (older folders lack the key)
 
 
 def is_synthetic(folder: str | os.PathLike) -> bool:
@@ -74,11 +75,11 @@ def sample_rng(seed: int, split_no: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(split_no), int(index)])
 
 
-def _render_task(task: tuple[int, int, int, str, dict | None]) -> tuple[int, int, list, list]:
+def _render_task(task: tuple[int, int, int, str, dict | None]) -> tuple[int, int, list, list, list]:
     seed, split_no, index, path, modes = task
     s = render_mixed(sample_rng(seed, split_no, index), modes)
     s.image.save(path, format="PNG", compress_level=1)  # fast; zlib level 6 is 3x slower for 10 % less
-    return s.image.width, s.image.height, s.boxes, s.labels
+    return s.image.width, s.image.height, s.boxes, s.labels, s.lookalikes
 
 
 def _warm() -> None:
@@ -124,15 +125,19 @@ def _check_counts(counts: dict) -> dict[str, int]:
     return out
 
 
-def _coco(rows: list[tuple[int, int, list, list]]) -> dict:
-    images, anns = [], []
-    for i, (w, h, boxes, labels) in enumerate(rows, start=1):
+def _coco(rows: list[tuple[int, int, list, list, list]]) -> dict:
+    """COCO json of one split, plus digitdet's own top-level "lookalikes": [{"image_id", "bbox"}], boxes
+    of glyphs that look like a digit but are none (COCO tools ignore the key; data.coco reads it)."""
+    images, anns, looks = [], [], []
+    for i, (w, h, boxes, labels, lookalikes) in enumerate(rows, start=1):
         images.append({"id": i, "file_name": f"{i}.png", "width": w, "height": h})
         for (x0, y0, x1, y1), lab in zip(boxes, labels):
             bw, bh = float(x1 - x0), float(y1 - y0)
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(lab) + 1,
                          "bbox": [float(x0), float(y0), bw, bh], "area": bw * bh, "iscrowd": 0})
-    return {"images": images, "annotations": anns, "categories": CATEGORIES}
+        looks += [{"image_id": i, "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
+                  for x0, y0, x1, y1 in lookalikes]
+    return {"images": images, "annotations": anns, "categories": CATEGORIES, "lookalikes": looks}
 
 
 def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: int | None = None,
@@ -177,7 +182,8 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
             n_boxes += len(coco["annotations"])
             write_json(tmp / f"{split}.json", coco, indent=None)
         write_json(tmp / SYNTH_MARKER, {
-            "generator": "digitdet.data.synth", "seed": int(seed), "counts": counts, "modes": modes,
+            "generator": "digitdet.data.synth", "format": SYNTH_FORMAT, "seed": int(seed), "counts": counts,
+            "modes": modes,
             "fonts": [os.path.basename(f) for f in synth_style.font_files()],
             "textures": list(synth_style.TEXTURE_NAMES),
         })
@@ -198,6 +204,9 @@ def _draw_sample(s: Sample, cell: tuple[int, int]) -> Image.Image:
     d = ImageDraw.Draw(tile)
     font = synth_style.get_font(_label_font(), 12)
     small = synth_style.get_font(_label_font(), 10)
+    for x0, y0, x1, y1 in s.lookalikes:  # drawn first, in red: never a digit
+        d.rectangle((2 + x0 * sc, strip + 2 + y0 * sc, 2 + x1 * sc - 1, strip + 2 + y1 * sc - 1),
+                    outline=(255, 0, 0), width=1)
     for (x0, y0, x1, y1), lab in zip(s.boxes, s.labels):
         bx0, by0 = 2 + x0 * sc, strip + 2 + y0 * sc
         d.rectangle((bx0, by0, 2 + x1 * sc - 1, strip + 2 + y1 * sc - 1), outline=(0, 255, 0), width=1)
@@ -214,7 +223,7 @@ def _label_font() -> str:
 
 def write_preview(path, n: int = 48, seed: int = 0, cols: int = 8, modes: dict[str, float] | None = None) -> None:
     """A PNG grid of n samples (train images 1..n of `seed`, mixed by `modes` as generate_dataset mixes
-    them) with their boxes and digit labels drawn.
+    them) with their digit boxes and labels drawn in green, lookalike boxes (letters, cut digits) in red.
 
     Size: min(cols, n) * PREVIEW_CELL[0] by ceil(n / cols) * PREVIEW_CELL[1] pixels."""
     if n < 1 or cols < 1:

@@ -6,7 +6,8 @@ number out as glyphs in the same coordinates, and chooses a homography H from th
 `finish` then applies the box rule of synth_render exactly as the crop mode does: every digit's ink is
 warped like the image, a digit gets a box iff >= 50 % of its ink lies inside the image (a draw that would
 leave one 30-70 % inside is refused, so no digit is near the line), and the box is the tight box of its
-final-resolution mask. Letters and every other mark are never boxed.
+final-resolution mask. Letters and every other mark are never boxed as digits; the number's own letter
+("12A") is listed among the sample's lookalikes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from PIL import Image
 
 from digitdet.data import synth_style as sty
 from digitdet.data.synth_render import (
+    LOOKALIKE_MIN_VISIBLE,
     MIN_VISIBLE,
     Glyph,
     Sample,
     apply_h,
     composite,
+    final_box,
     final_mask,
     pil_coeffs,
     text_patch,
@@ -209,7 +212,15 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
         masks.append(mk)
     if not boxes:
         return None
-    return Sample(degrade(rng, im, h_final), boxes, labels, masks, visibility=v)
+    # Lookalikes: the number's letter ("12A"); its other text is never one glyph.
+    looks = []
+    for g in number:
+        if g.label is None and not g.text:
+            m, frac = ink_in_image(g, H, size)
+            b = final_box(m, (Wf, Hf), Wf < Wc) if frac >= LOOKALIKE_MIN_VISIBLE else None
+            if b is not None:
+                looks.append(b)
+    return Sample(degrade(rng, im, h_final), boxes, labels, masks, visibility=v, lookalikes=looks)
 
 
 def _solid(m: Image.Image) -> bool:

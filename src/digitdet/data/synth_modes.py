@@ -8,7 +8,8 @@
             other signs (synth_wall)
 
 All modes share the box rule of synth_render: tight boxes from final-resolution masks, a digit boxed iff
->= 50 % of its ink is inside the image (never 30-70 %), letters and text never boxed.
+>= 50 % of its ink is inside the image (never 30-70 %), letters and text never boxed as digits (the
+number's letter and, in the crop mode, cut neighbours are boxed as lookalikes).
 
 Mixing: `pick_mode(rng, weights)` draws the mode of an image from the image's own generator before it
 is rendered, except when only one mode has weight (then nothing is drawn, so {"crop": 1} and no modes at

@@ -147,7 +147,7 @@ def number_style(rng: np.random.Generator, R: float, look: Look, font: str) -> S
 
 def number_glyphs(rng: np.random.Generator, st: Style, R: float, digits: list[int] | None = None) -> list[Glyph]:
     """The house number laid out left to right from x = 0, baseline y = 0, wider spacing than SVHN crops;
-    sometimes a letter suffix (never boxed). Brushed numerals get a metal texture."""
+    sometimes a letter suffix (a lookalike, never a digit box). Brushed numerals get a metal texture."""
     chars, labels = number_chars(rng, digits, p_letter=0.06)
     gap = R * rng.uniform(-0.02, 0.35)
     out: list[Glyph] = []

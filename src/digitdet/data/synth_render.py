@@ -16,6 +16,11 @@ tight box of its final-resolution mask ([x0, y0, x1, y1] with x1 = last mask col
 inside the image). Neighbouring digits cut at the crop edge are placed so that <= ~40 % shows (no box);
 one that would show 30-70 % is left out, so no drawn digit is near the 50 % line. The number's own
 digits are at most 30 % cut.
+
+Lookalike rule: a glyph that is not boxed as a digit but could pass for one (a letter, a neighbouring digit
+or letter cut by the crop edge; never a line of text) is listed in `Sample.lookalikes`, with the tight box
+of its final-resolution mask, when >= 15 % of its ink is inside the image. They are never scored: a model
+may learn them as a class of their own (model.lookalike_class).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ DIGIT_P = DIGIT_P / DIGIT_P.sum()
 FIRST_P = np.r_[0.0, DIGIT_P[1:]] / DIGIT_P[1:].sum()
 LATER_P = np.r_[0.125, DIGIT_P[1:] * (1 - 0.125) / DIGIT_P[1:].sum()]
 MIN_VISIBLE = 0.5
+LOOKALIKE_MIN_VISIBLE = 0.15  # a cut glyph showing less than this is a sliver, not a lookalike
 MAX_SIDE = 320  # final images stay below this (SVHN heights ~25-250 px)
 
 
@@ -48,16 +54,21 @@ class Sample:
     labels: list[int]
     masks: list[np.ndarray] = field(repr=False)
     visibility: float = 1.0  # least colour change (0..1) a number digit's ink makes in the image
+    # Boxes of lone glyphs that look like a digit but must not be read: a letter ("12A"), a neighbouring
+    # digit or letter cut by the crop edge (< 50 % inside). Trained as their own class when
+    # model.lookalike_class is on; never scored.
+    lookalikes: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
 class Glyph:
-    label: int | None  # digit value, or None for letters / text (never boxed)
+    label: int | None  # digit value, or None for letters / text (never a digit box)
     x: int  # patch top-left in number coordinates
     y: int
     ink: np.ndarray  # float32 (h, w) alpha of the glyph's ink: the mask source
     layers: list  # [(alpha (h, w), colour (3,) or (h, w, 3))], composited in order
     box: tuple[int, int, int, int]  # tight ink box in patch coordinates
+    text: bool = False  # a line of small text (text_patch), not one glyph: never a lookalike
 
     def nbox(self) -> tuple[int, int, int, int]:
         return (self.x + self.box[0], self.y + self.box[1], self.x + self.box[2], self.y + self.box[3])
@@ -121,6 +132,14 @@ def final_mask(m: Image.Image, size: tuple[int, int], shrink: bool) -> np.ndarra
     if shrink:
         return np.asarray(binary.resize(size, Image.BOX)) >= 77
     return np.asarray(binary.resize(size, Image.BILINEAR)) >= 128
+
+
+def final_box(m: Image.Image, size: tuple[int, int], shrink: bool) -> list[float] | None:
+    """The tight box [x0, y0, x1, y1] of final_mask(m, size, shrink), or None below 2 px a side."""
+    b = tight_box(final_mask(m, size, shrink).astype(np.float32))
+    if b is None or b[2] - b[0] < 2 or b[3] - b[1] < 2:
+        return None
+    return [float(v) for v in b]
 
 
 def make_glyph(ch: str, st: Style, label: int | None) -> Glyph | None:
@@ -218,7 +237,7 @@ def sample_number(rng: np.random.Generator) -> list[int]:
 def number_chars(rng: np.random.Generator, digits: list[int] | None = None,
                  p_letter: float = 0.04) -> tuple[list[str], list]:
     """(chars, labels) of a house number: `digits` (drawn by sample_number when None), and with chance
-    `p_letter` a letter suffix ("12A"; label None: never boxed)."""
+    `p_letter` a letter suffix ("12A"; label None: a lookalike, never a digit box)."""
     digits = sample_number(rng) if digits is None else digits
     chars, labels = [str(d) for d in digits], list(digits)
     if rng.random() < p_letter:
@@ -306,4 +325,4 @@ def text_patch(font_path: str, size: int, text: str) -> Glyph | None:
     ImageDraw.Draw(im).text((1 - left, 1 - top), text, font=font, fill=255, anchor="ls")
     a = np.asarray(im, np.float32) / 255.0
     box = tight_box(a)
-    return None if box is None else Glyph(None, left - 1, top - 1, a, [(a, None)], box)
+    return None if box is None else Glyph(None, left - 1, top - 1, a, [(a, None)], box, text=True)

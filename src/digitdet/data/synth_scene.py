@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from digitdet.data import synth_style as sty
 from digitdet.data.synth_render import (
+    LOOKALIKE_MIN_VISIBLE,
     MAX_SIDE,
     MIN_VISIBLE,
     Glyph,
@@ -19,6 +20,7 @@ from digitdet.data.synth_render import (
     apply_h,
     composite,
     digit_height,
+    final_box,
     final_mask,
     layout,
     make_glyph,
@@ -364,6 +366,16 @@ def _render_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     v = min(vis) if vis else 0.0
     if strict and v < VIS_MIN and not (v >= VIS_TAIL and rng.random() < 0.3):
         return None
+    # Lookalikes: a letter, or a digit or letter cut by the crop edge (no digit box), whose ink shows.
+    looks = []
+    for g in glyphs + clutter:
+        if g.text:
+            continue
+        if id(g) not in warped:
+            warp_ink(g)
+        m, frac = warped[id(g)]
+        if (g.label is None or frac < MIN_VISIBLE) and frac >= LOOKALIKE_MIN_VISIBLE:
+            looks.append(m)
 
     Wf, Hf = max(8, int(round(Wc * s))), max(8, int(round(Hc * s)))
     flt = (Image.BILINEAR, Image.BICUBIC, Image.LANCZOS, Image.BOX)[int(rng.integers(4))]
@@ -379,4 +391,5 @@ def _render_once(rng: np.random.Generator, strict: bool) -> Sample | None:
         out_labels.append(int(label))
         out_masks.append(mk)
     im = degrade(rng, im, h_final)
-    return Sample(im, out_boxes, out_labels, out_masks, visibility=v)
+    out_looks = [b for b in (final_box(m, (Wf, Hf), Wf < Wc) for m in looks) if b is not None]
+    return Sample(im, out_boxes, out_labels, out_masks, visibility=v, lookalikes=out_looks)

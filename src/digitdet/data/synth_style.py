@@ -53,7 +53,7 @@ TEXTURE_NAMES = (
     "text",
     "clock",
 )
-# Letters that do not look like digits (no O/o/I/l/i/S/s/Z/z/B/g/q/G): clutter and suffixes, never boxed.
+# Letters that do not look like digits (no O/o/I/l/i/S/s/Z/z/B/g/q/G): clutter and suffixes, never digits.
 LETTERS = "ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy"
 
 

@@ -26,7 +26,7 @@ CPU = ROOT / "configs" / "cpu.yaml"
 BEFORE = ["model.returned_layers=[2,3,4]", "model.anchor_sizes=[[24,34],[48,68],[96,136],[192,272]]",
           "model.roi_output_size=7", "model.roi_sampling_ratio=2", "model.representation_size=1024",
           "model.rpn_pre_nms_top_n_train=2000", "model.rpn_post_nms_top_n_train=600",
-          "model.box_batch_size_per_image=64", "model.backbone_weights=null"]
+          "model.box_batch_size_per_image=64", "model.backbone_weights=null", "model.frozen_stages=0"]
 
 
 def _without(overrides: list[str], *keys: str) -> list[str]:
@@ -41,7 +41,8 @@ STEPS = [
     ("+ 32 sampled RoIs, 600/300 RPN proposals", _without(
         BEFORE, "model.representation_size", "model.roi_sampling_ratio", "model.box_batch_size_per_image",
         "model.rpn_pre_nms_top_n_train", "model.rpn_post_nms_top_n_train")),
-    ("+ trunk to layer3 (3 levels)", ["model.roi_output_size=7", "model.backbone_weights=null"]),
+    ("+ trunk to layer3 (3 levels)", ["model.roi_output_size=7", "model.backbone_weights=null",
+                                      "model.frozen_stages=0"]),
     ("+ RoI 5x5 = today's cpu.yaml", []),
 ]
 # Single changes of today's configuration, for what each costs on its own.
@@ -49,8 +50,10 @@ SINGLE = {
     "today + FPN 64": ["model.fpn_channels=64"],
     "today + box head 256": ["model.representation_size=256"],
     "today + 64 sampled RoIs": ["model.box_batch_size_per_image=64"],
+    "today + stem and layer1 frozen": ["model.frozen_stages=2"],
+    "today + whole trunk frozen": ["model.frozen_stages=4"],
     "today + trunk to layer4": ["model.returned_layers=[2,3,4]", "model.backbone_weights=null",
-                                "model.anchor_sizes=[[24,34],[48,68],[96,136],[192,272]]"],
+                                "model.frozen_stages=0", "model.anchor_sizes=[[24,34],[48,68],[96,136],[192,272]]"],
 }
 VARIANTS = {**dict(STEPS), **SINGLE}
 
@@ -67,6 +70,7 @@ def measure(name: str, overrides: list[str], data: Path, steps: int) -> dict:
     from digitdet.train import make_optimizer
 
     cfg = load_config([CPU], overrides)
+    torch.set_flush_denormal(True)  # as train.fit does: pretrained weights make subnormal floats
     torch.manual_seed(0)
     model = build_model(cfg)
     ds = make_dataset(data, "train", cfg, train=True)

@@ -202,3 +202,16 @@ def test_export_writes_out_only_when_verified(exported, tmp_path, monkeypatch):
     result = export_onnx(ckpt, out, synthetic=1)
     assert result["verify"]["ok"] and out.stat().st_size == result["bytes"] > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.rejected.onnx"]
+
+
+def test_a_lookalike_model_exports_with_eleven_classes_and_matches_eager(tmp_path):
+    cfg = load_config([CPU], [*TINY, "model.lookalike_class=true"])
+    torch.manual_seed(0)
+    ckpt = tmp_path / "look.pt"
+    torch.save({"config": cfg.to_dict(), "model": build_model(cfg).state_dict()}, ckpt)
+    result = export_onnx(ckpt, tmp_path / "look.onnx", synthetic=2, overrides=(READ_LOW,))
+    assert result["verify"]["ok"], result["verify"]["problems"]
+    session = make_session(tmp_path / "look.onnx")
+    _, labels, _ = session.run(None, {session.get_inputs()[0].name: np.random.default_rng(0).random(
+        (3, 60, 120), dtype=np.float32)})
+    assert len(labels) and labels.max() <= 10 and labels.min() >= 1

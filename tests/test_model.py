@@ -160,6 +160,8 @@ KEY_VALUES = {
     "box_positive_fraction": ([], ["model.box_positive_fraction=0.5"]),
     "box_detections_per_img": ([], ["model.box_detections_per_img=10"]),
     "backbone_weights": ([], ["model.backbone_weights={weights}"]),
+    "lookalike_class": ([], ["model.lookalike_class=true"]),
+    "frozen_stages": ([], ["model.frozen_stages=2"]),
 }
 
 
@@ -226,3 +228,75 @@ def test_max_size_caps_images_when_min_size_is_null():
     target = {"boxes": torch.tensor([[100.0, 4.0, 140.0, 36.0]]), "labels": torch.tensor([3])}
     images, targets = model.transform([torch.rand(3, 40, 400)], [target])
     assert images.image_sizes == [(20, 200)] and targets[0]["boxes"].tolist() == [[50.0, 2.0, 70.0, 18.0]]
+
+
+def test_lookalike_class_trains_twelve_classes_and_folds_into_background_at_inference():
+    from digitdet.model import LookalikePredictor
+
+    torch.manual_seed(0)
+    cfg = load_config([], ["model.backbone=resnet18", "model.fpn_channels=32", "model.representation_size=32",
+                           "model.lookalike_class=true", "model.min_size=[64]", "model.max_size=128",
+                           "predict.score_thresh=0.0"])
+    model = build_model(cfg)
+    head = model.roi_heads.box_predictor
+    assert isinstance(head, LookalikePredictor)
+    assert head.cls_score.out_features == 12 and head.bbox_pred.out_features == 48
+    # Training accepts label 11 (a lookalike) beside digits and learns from it.
+    model.train()
+    image = torch.rand(3, 64, 96)
+    target = {"boxes": torch.tensor([[10.0, 10.0, 30.0, 50.0], [40.0, 10.0, 60.0, 50.0]]),
+              "labels": torch.tensor([3, 11])}
+    losses = model([image], [target])
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["loss_classifier"].backward()
+    assert head.cls_score.weight.grad[11].abs().sum() > 0
+    # Inference: 11 classes, the digits' probabilities those of the full 12-way softmax.
+    head.eval()
+    x = torch.randn(5, 32)
+    scores, deltas = head(x)
+    full = torch.softmax(head.cls_score(x), dim=1)
+    assert scores.shape == (5, 11) and deltas.shape == (5, 44)
+    assert torch.allclose(torch.softmax(scores, dim=1)[:, 1:], full[:, 1:11], atol=1e-6)
+    assert torch.allclose(torch.softmax(scores, dim=1)[:, 0], full[:, 0] + full[:, 11], atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        out = model([image])[0]
+    assert len(out["labels"]) and int(out["labels"].max()) <= 10 and int(out["labels"].min()) >= 1
+
+
+def test_frozen_stages_keep_the_loaded_trunk_and_its_statistics(tmp_path):
+    import torchvision
+    from torchvision.ops import FrozenBatchNorm2d
+
+    torch.manual_seed(3)
+    weights = tmp_path / "r18.pt"
+    r18 = torchvision.models.resnet18()
+    for bn in (m for m in r18.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    torch.save(r18.state_dict(), weights)
+    cfg = load_config([], ["model.backbone=resnet18", "model.fpn_channels=32", "model.representation_size=32",
+                           f"model.backbone_weights={weights}", "model.frozen_stages=2", "model.min_size=[64]",
+                           "model.max_size=128"])
+    model = build_model(cfg)
+    trunk = model.backbone.body
+    assert isinstance(trunk.bn1, FrozenBatchNorm2d) and isinstance(trunk.layer1[0].bn2, FrozenBatchNorm2d)
+    assert isinstance(trunk.layer2[0].bn1, torch.nn.BatchNorm2d)  # layer2 on trains as before
+    torch.testing.assert_close(trunk.layer1[1].bn1.running_mean, r18.layer1[1].bn1.running_mean)
+    frozen = {k: v.clone() for k, v in trunk.state_dict().items() if k.startswith(("conv1", "bn1", "layer1."))}
+    assert not any(p.requires_grad for p in trunk.layer1.parameters()) and not trunk.conv1.weight.requires_grad
+    assert all(p.requires_grad for p in trunk.layer2.parameters())
+    model.train()
+    target = {"boxes": torch.tensor([[10.0, 10.0, 30.0, 50.0]]), "labels": torch.tensor([3])}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):
+        loss = sum(model([torch.rand(3, 64, 96)], [target]).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = trunk.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in frozen.items())  # weights and statistics untouched
+    assert not torch.equal(after["layer2.0.bn1.running_mean"], r18.layer2[0].bn1.running_mean)
+    with pytest.raises(ConfigError, match="frozen_stages"):
+        load_config([], ["model.backbone=resnet18", "model.returned_layers=[2,3]", "model.anchor_preset=custom",
+                         "model.anchor_sizes=[[8],[16],[32]]", "model.frozen_stages=5"])

@@ -41,9 +41,12 @@ def test_fit_writes_the_run_folder(data, tmp_path):
     # ... and they are trained ones: the initialisation fit started from (same seed) is left behind.
     torch.manual_seed(cfg.train.seed)
     fresh = build_model(cfg).state_dict()
-    params = dict(model.named_parameters())
-    moved = [k for k in params if not torch.equal(fresh[k], state[k])]
-    assert len(moved) == len(params), sorted(set(params) - set(moved))[:5]
+    params = {k for k, p in model.named_parameters() if p.requires_grad}
+    moved = {k for k in params if not torch.equal(fresh[k], state[k])}
+    assert moved == params, sorted(params - moved)[:5]
+    # cpu.yaml keeps the pretrained trunk frozen: its weights and statistics are the ones loaded.
+    frozen = [k for k in state if k.startswith("backbone.body.")]
+    assert frozen and params.isdisjoint(frozen) and all(torch.equal(fresh[k], state[k]) for k in frozen)
 
 
 def test_resume_matches_an_uninterrupted_run(data, tmp_path, monkeypatch):
@@ -213,3 +216,15 @@ def test_init_weights_starts_from_a_checkpoint_and_a_misfit_is_one_error(data, t
                                 f"train.init_weights={first / 'best.pt'}"])
     with pytest.raises(DigitdetError, match="train.init_weights=.*do not fit"):
         train_mod.fit(wider, data, tmp_path / "misfit", progress=False)
+
+
+def test_a_frozen_random_trunk_is_refused_before_training(data, tmp_path):
+    from digitdet.errors import ConfigError
+
+    cfg = load_config([CPU], [*TINY, "model.backbone_weights=null"])  # cpu.yaml freezes the trunk
+    with pytest.raises(ConfigError, match="frozen_stages=0 to train from scratch"):
+        train_mod.fit(cfg, data, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
+    scratch = load_config([CPU], [*TINY, "model.backbone_weights=null", "model.frozen_stages=0", "train.epochs=1"])
+    train_mod.fit(scratch, data, tmp_path / "scratch", progress=False)
+    assert (tmp_path / "scratch" / "best.pt").is_file()

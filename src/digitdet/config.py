@@ -69,7 +69,14 @@ class ModelConfig:
     box_batch_size_per_image: int = 512
     box_positive_fraction: float = 0.25  # share of digits among the sampled RoIs (torchvision's default)
     box_detections_per_img: int = 100
+    # A 12th class for glyphs that look like digits but must not be read (a letter, a digit cut by the
+    # image edge), trained from the dataset's "lookalikes" boxes (the synthetic data has them) and folded
+    # into the background at inference (model.LookalikePredictor).
+    lookalike_class: bool = False
     backbone_weights: str | None = None  # optional local state dict for the ResNet trunk
+    # Pretrained trunks: keep the first stages as loaded (1 = the stem, 2 = stem + layer1, ...): no
+    # gradients and BatchNorm frozen at its loaded statistics (torchvision's trainable_layers). 0 trains all.
+    frozen_stages: int = 0
 
 
 @dataclass(frozen=True)
@@ -347,6 +354,10 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
     if not cfg.model.returned_layers or any(i not in (1, 2, 3, 4) for i in cfg.model.returned_layers):
         raise ConfigError(f"model.returned_layers: {cfg.model.returned_layers} must be a subset of 1..4")
+    stages = 1 + max(cfg.model.returned_layers)  # the stem and the trunk's layers
+    if not 0 <= cfg.model.frozen_stages <= stages:
+        raise ConfigError(f"model.frozen_stages: {cfg.model.frozen_stages} must be 0..{stages} "
+                          "(0 trains all, 1 freezes the stem, 2 the stem and layer1, ...)")
     n_levels = len(cfg.model.returned_layers) + 1  # + the max-pool level
     if len(cfg.anchor_sizes()) != n_levels:
         raise ConfigError(

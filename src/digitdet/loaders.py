@@ -22,7 +22,8 @@ def make_dataset(
     image_dir, ann_file = split_paths(data_dir, split)
     if train and ann_file is None:
         raise DataError(f"{Path(data_dir) / (split + '.json')}: annotations needed to train on '{split}'")
-    ds = DigitDataset(image_dir, ann_file, transforms=build_transforms(cfg.data, train=train))
+    ds = DigitDataset(image_dir, ann_file, transforms=build_transforms(cfg.data, train=train),
+                      lookalikes=train and cfg.model.lookalike_class)
     if limit is not None and limit < len(ds):
         return Subset(ds, range(limit))
     return ds

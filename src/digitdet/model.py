@@ -20,10 +20,11 @@ from torchvision.models.detection.transform import (
     _resize_image_and_masks,
     resize_boxes,
 )
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from digitdet.config import Config
+from digitdet.data.coco import LOOKALIKE_LABEL  # 11: trained with model.lookalike_class, never output
 from digitdet.errors import ConfigError, first_line
 
 NUM_CLASSES = 11  # background + digits 0..9
@@ -78,6 +79,7 @@ def build_backbone(
     returned_layers: tuple[int, ...],
     out_channels: int,
     weights_path: str | None = None,
+    frozen_stages: int = 0,
 ) -> BackboneWithFPN:
     """ResNet trunk (random init, or a local state dict) + FPN over the chosen stages + max-pool level.
 
@@ -87,6 +89,7 @@ def build_backbone(
     trunk = make_trunk(name, norm)
     if weights_path:
         load_trunk_weights(trunk, weights_path, stages=max(returned_layers))
+    freeze_stages(trunk, frozen_stages)
     stage_channels = trunk.inplanes // 8  # channels of layer1's output (64 or 256)
     in_channels = [stage_channels * 2 ** (i - 1) for i in returned_layers]
     return_layers = {f"layer{i}": str(k) for k, i in enumerate(returned_layers)}
@@ -97,6 +100,28 @@ def build_backbone(
         out_channels=out_channels,
         extra_blocks=LastLevelMaxPool(),
     )
+
+
+def freeze_stages(trunk: nn.Module, stages: int) -> None:
+    """Keep the first `stages` of the trunk as they are (1 = conv1 + bn1, 2 = also layer1, ...): their
+    weights get no gradient and their BatchNorm layers become FrozenBatchNorm2d with the same statistics,
+    so training neither moves nor re-estimates them, and their backward pass is skipped."""
+    names = ["conv1", "bn1", *(f"layer{i}" for i in range(1, stages))] if stages > 0 else []
+    for name in names:
+        module = getattr(trunk, name)
+        module.requires_grad_(False)
+        setattr(trunk, name, _frozen_norms(module))
+
+
+def _frozen_norms(module: nn.Module) -> nn.Module:
+    if isinstance(module, nn.BatchNorm2d):
+        frozen = FrozenBatchNorm2d(module.num_features, eps=module.eps)
+        for key in ("weight", "bias", "running_mean", "running_var"):
+            getattr(frozen, key).copy_(getattr(module, key).detach())
+        return frozen
+    for name, child in module.named_children():
+        setattr(module, name, _frozen_norms(child))
+    return module
 
 
 BUNDLED = "bundled:"  # model.backbone_weights=bundled:NAME -> src/digitdet/weights/NAME.pt
@@ -159,6 +184,24 @@ def build_anchor_generator(
     return AnchorGenerator(sizes=sizes, aspect_ratios=(tuple(aspect_ratios),) * len(sizes))
 
 
+class LookalikePredictor(FastRCNNPredictor):
+    """The box predictor with one more class, "lookalike" (a letter, a digit cut by the image edge),
+    trained on the lookalike boxes as a class of its own, so that its look gets positive examples instead
+    of the rare negative sample. At inference it is folded into the background (logsumexp of the two
+    logits): the digits keep exactly the probabilities of the full softmax, and every caller (pyramid,
+    reading, ONNX export) sees the usual 11 classes."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__(in_channels, NUM_CLASSES + 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores, deltas = super().forward(x)
+        if self.training:
+            return scores, deltas
+        background = torch.logsumexp(scores[:, [0, LOOKALIKE_LABEL]], dim=1, keepdim=True)
+        return torch.cat([background, scores[:, 1:LOOKALIKE_LABEL]], dim=1), deltas[:, : 4 * NUM_CLASSES]
+
+
 def build_model(cfg: Config) -> FasterRCNN:
     """Assemble the detector described by `cfg` (randomly initialised unless backbone_weights is set)."""
     m, p = cfg.model, cfg.predict
@@ -168,6 +211,7 @@ def build_model(cfg: Config) -> FasterRCNN:
         returned_layers=m.returned_layers,
         out_channels=m.fpn_channels,
         weights_path=m.backbone_weights,
+        frozen_stages=m.frozen_stages,
     )
     featmaps = [str(k) for k in range(len(m.returned_layers))]
     roi_pool = MultiScaleRoIAlign(featmaps, m.roi_output_size, sampling_ratio=m.roi_sampling_ratio)
@@ -178,7 +222,8 @@ def build_model(cfg: Config) -> FasterRCNN:
         backbone,
         num_classes=None,  # given by the predictor
         box_head=box_head,
-        box_predictor=FastRCNNPredictor(m.representation_size, NUM_CLASSES),
+        box_predictor=(LookalikePredictor(m.representation_size) if m.lookalike_class
+                       else FastRCNNPredictor(m.representation_size, NUM_CLASSES)),
         min_size=m.min_size or 800,  # replaced below when None
         max_size=m.max_size,
         image_mean=list(m.image_mean),

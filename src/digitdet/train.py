@@ -94,6 +94,9 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
     torch.set_flush_denormal(True)
     seed_everything(t.seed)
 
+    if cfg.model.frozen_stages and not cfg.model.backbone_weights and not t.init_weights and not resume:
+        raise ConfigError(f"model.frozen_stages={cfg.model.frozen_stages} would keep a random trunk as it is: "
+                          "give model.backbone_weights, or set model.frozen_stages=0 to train from scratch")
     train_ds = make_dataset(data_dir, "train", cfg, train=True, limit=t.limit)
     model = build_model(cfg).to(device)
     optimizer = make_optimizer(model, cfg)

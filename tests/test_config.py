@@ -64,14 +64,16 @@ def test_cpu_config_builds_the_model_it_describes():
     p = yaml_settings(CONFIGS / "cpu.yaml")["predict"]
     model = build_model(load_config([CONFIGS / "cpu.yaml"]))
     # Backbone: torchvision's resnet18 trunk up to the deepest returned stage (every tensor name and
-    # shape), batch norm, not frozen.
-    assert m["backbone"] == "resnet18"
+    # shape but BatchNorm's step counters), frozen whole as the file asks: frozen batch norm, no gradient.
+    assert m["backbone"] == "resnet18" and m["frozen_stages"] == 1 + max(m["returned_layers"])
     kept = ("conv1.", "bn1.", *(f"layer{i}." for i in range(1, max(m["returned_layers"]) + 1)))
     ref = {k: v.shape for k, v in getattr(torchvision.models, m["backbone"])().state_dict().items()
-           if k.startswith(kept)}
+           if k.startswith(kept) and not k.endswith("num_batches_tracked")}
     body = model.backbone.body
     assert {k: v.shape for k, v in body.state_dict().items()} == ref
-    assert {type(x).__name__ for x in body.modules() if "Norm" in type(x).__name__} == {"BatchNorm2d"}
+    assert {type(x).__name__ for x in body.modules() if "Norm" in type(x).__name__} == {"FrozenBatchNorm2d"}
+    assert not any(p.requires_grad for p in body.parameters())
+    assert all(p.requires_grad for p in model.backbone.fpn.parameters())
     # FPN over the returned stages (resnet18 widths 64 * 2 ** (i - 1)) with fpn_channels outputs, + a pool level.
     assert body.return_layers == {f"layer{i}": str(k) for k, i in enumerate(m["returned_layers"])}
     fpn = model.backbone.fpn
@@ -98,6 +100,7 @@ def test_cpu_config_builds_the_model_it_describes():
 
     shipped = torch.load(resolve_weights(m["backbone_weights"]), weights_only=True)["model"]  # a packed reader
     shipped = {k.removeprefix("backbone.body."): v for k, v in shipped.items() if k.startswith("backbone.body.")}
+    shipped = {k: v for k, v in shipped.items() if not k.endswith("num_batches_tracked")}
     assert shipped and all(torch.equal(body.state_dict()[k], v.float()) for k, v in shipped.items())
     assert (model.roi_heads.nms_thresh, model.roi_heads.score_thresh) == (p["nms_thresh"], p["score_thresh"])
     assert tuple(model.transform.min_size) == tuple(m["min_size"])

@@ -105,3 +105,17 @@ def test_a_readers_trunk_that_does_not_fit_is_a_clear_error():
               "model.aspect_ratios=[1.0]"]
     with pytest.raises(ConfigError, match=r"does not match the trunk: \d+ missing \(e\.g\. layer4"):
         build_model(load_config(["cpu"], deeper))
+
+
+def test_the_reader_config_still_makes_the_bundled_reader():
+    """`--config reader` (scripts/train_reader.sh) gives every setting the packed reader was trained with;
+    keys added since are at their defaults, so cpu.yaml's later changes never leak into the recipe."""
+    from digitdet.config import Config, load_config
+    from digitdet.model import resolve_weights
+
+    packed = torch.load(resolve_weights("bundled:reader-resnet18-l3"), weights_only=True)["config"]
+    now, defaults = load_config(["reader"]).to_dict(), Config().to_dict()
+    for section in now:
+        for key, value in now[section].items():
+            want = packed[section][key] if key in packed.get(section, {}) else defaults[section][key]
+            assert value == want, f"{section}.{key}: reader.yaml gives {value!r}, the bundled reader had {want!r}"

@@ -135,6 +135,11 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def load_pixels(self) -> int:
+        """The most pixels an image is loaded at: predict.max_pixels holds for the tensor the model gets,
+        i.e. after data.upsample, so a photo is loaded at max_pixels / upsample**2 (predict, read, serve)."""
+        return max(1, int(self.predict.max_pixels / self.data.upsample**2))
+
     def anchor_sizes(self) -> tuple[tuple[int, ...], ...]:
         m = self.model
         if m.anchor_preset == "custom":

@@ -58,7 +58,7 @@ def gallery(dataset: DigitDataset | ImageFolder, detections: list[dict], read: d
         det = by_id.get(image_id)
         if det is None:
             continue
-        image = read_image(file, cfg.predict.max_pixels)
+        image = read_image(file, cfg.load_pixels())
         scale = np.array([image.width / w, image.height / h] * 2, dtype=np.float32)
         keep = det["scores"] >= cfg.predict.read_thresh
         caption = f"#{image_id}: {read.get(image_id, '-1')}"
@@ -93,9 +93,7 @@ def predict_folder(
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, model = load_model(checkpoint, overrides, device=device)  # no checkpoint: the bundled reader
-    # The budget holds for the tensor the model gets, i.e. after the pipeline's upsampling.
-    kwargs = {"transforms": build_transforms(cfg.data, train=False),
-              "max_pixels": max(1, int(cfg.predict.max_pixels / cfg.data.upsample**2))}
+    kwargs = {"transforms": build_transforms(cfg.data, train=False), "max_pixels": cfg.load_pixels()}
     if ann_file is None:
         dataset = ImageFolder.from_folder(images, **kwargs)
     else:

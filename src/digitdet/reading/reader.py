@@ -136,14 +136,14 @@ class Reader:
 
     def read_file(self, path: str | Path) -> Reading:
         """Read one file; one that cannot be read gives a Reading with `error` (and number None). A photo
-        over predict.max_pixels is downscaled while loading (memory), its boxes come back in its pixels,
+        over cfg.load_pixels() (predict.max_pixels after data.upsample) is downscaled while loading (memory), its boxes come back in its pixels,
         upright by its EXIF orientation."""
         from digitdet.data.images import exif_orientation, image_size, read_image, upright
 
         t0 = time.perf_counter()
         try:
             size = image_size(Path(path))
-            image = read_image(path, self.cfg.predict.max_pixels)
+            image = read_image(path, self.cfg.load_pixels())
         except DataError as exc:
             return Reading(str(path), error=str(exc))
         # A phone stores a portrait photo sideways with an EXIF orientation: read it (and give boxes) the

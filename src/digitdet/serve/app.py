@@ -62,7 +62,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def _read_one(reader, file, name: str, max_pixels: int) -> dict:
     """In a pool worker: decode one upload, read it; the Reading's JSON plus the size its boxes refer to."""
     t0 = time.perf_counter()
-    image, size = decode(file, name, max_pixels, reader.cfg.predict.max_pixels)
+    image, size = decode(file, name, max_pixels, reader.cfg.load_pixels())
     reading = reader.read_image(image, name, original_size=size)
     out = reading.to_json()
     out["width"], out["height"] = size

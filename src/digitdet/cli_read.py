@@ -26,6 +26,12 @@ def _cmd_read(a: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     paths, overrides = _split(a.items)
+    if not paths:  # every item parsed as an override: without this, "no image files in " (nothing named)
+        named = " and ".join(overrides)
+        looks = "looks like a section.key=value override" if len(overrides) == 1 else \
+            "look like section.key=value overrides"
+        raise DigitdetError(f"{named} {looks}; read needs at least one image path "
+                            f"(e.g. digitdet read house.jpg {' '.join(overrides)})")
     files = image_files(paths)
     if not files:
         raise DigitdetError(f"no image files in {', '.join(paths)}")

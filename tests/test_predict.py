@@ -145,6 +145,25 @@ def test_big_images_are_downscaled_and_boxes_mapped_back(trained, tmp_path):
     assert boxes[1] == pytest.approx([0, 0, 400, 300]) and boxes[2] == pytest.approx([0, 0, 60, 50])
 
 
+def test_an_upsampling_config_loads_big_images_at_a_quarter_of_the_budget(trained, tmp_path):
+    """predict.max_pixels holds for the tensor the model gets (Config.load_pixels): with data.upsample: 2 a
+    photo is loaded at max_pixels / 4 and upsampled to the budget; boxes come back in the file's pixels.
+    Mutation: "max_pixels": cfg.predict.max_pixels in predict_folder."""
+    from digitdet.engine import run_inference
+
+    _, ckpt = trained
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(folder / "big.png")
+    fake = WholeImageBox()
+    predict_folder(ckpt, folder, tmp_path / "out", overrides=("data.upsample=2", "predict.max_pixels=40000"),
+                   progress=False,
+                   runner=lambda loader: run_inference(fake, loader, torch.device("cpu"), progress=False))
+    assert fake.seen == [(172, 230)]  # loaded at 115x86 (10,000 px), then x 2: within 40,000 px
+    (pred,) = json.loads((tmp_path / "out" / "pred.json").read_text())
+    assert pred["bbox"] == pytest.approx([0, 0, 400, 300])
+
+
 def test_ann_json_ids_and_a_bad_file_listed_there(trained, tmp_path):
     data, ckpt = trained
     folder = tmp_path / "imgs"

@@ -96,6 +96,24 @@ def test_resume_gives_the_uninterrupted_trunk(trunk, tmp_path, monkeypatch):
         pretrain(tmp_path / "u.pt", TINY, resume=True, progress=False)
 
 
+def test_pretraining_learns_and_moves_the_batchnorm_statistics(tmp_path):
+    """The loop trains in train mode: every BatchNorm of the trunk keeps running statistics of the crops
+    (not the 0 / 1 it starts with) and the loss falls on the tiny data.
+    Mutation: model.eval() instead of model.train() in pretrain's epoch loop."""
+    s = PretrainSettings(images=12, holdout=4, epochs=4, batch_size=8, layers=2, seed=1, lr=2e-2)
+    summary = pretrain(tmp_path / "t.pt", s, progress=False)
+    state = torch.load(tmp_path / "t.pt", weights_only=True)["state_dict"]
+    steps = summary["crops"] // s.batch_size * s.epochs
+    norms = [k[:-len(".running_mean")] for k in state if k.endswith(".running_mean")]
+    assert len(norms) == 1 + 2 * 2 * 2 + 1  # bn1, two blocks of two in layer1 and layer2, layer2's downsample
+    for bn in norms:
+        mean, var = state[f"{bn}.running_mean"].float(), state[f"{bn}.running_var"].float()
+        assert int(state[f"{bn}.num_batches_tracked"]) == steps, bn
+        assert mean.abs().max() > 1e-3 and (var - 1).abs().max() > 1e-2, bn
+    losses = [h["loss"] for h in summary["history"]]
+    assert losses[-1] < losses[0] - 0.1, losses
+
+
 def test_pretrain_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["pretrain", "--help"])

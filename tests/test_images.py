@@ -150,3 +150,57 @@ def test_unreadable_files_say_why(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "open", denied)  # chmod 000 does not stop root, who runs some CI
     with pytest.raises(DataError, match=r"ok\.jpg: cannot read the file \(permission denied\)"):
         read_image(tmp_path / "ok.jpg")
+
+
+# ---------------------------------------------------------------- what is decoded, and how (open_image, load_rgb)
+
+
+def test_only_listed_formats_no_bombs_no_strips(tmp_path):
+    """The formats of IMAGE_SUFFIXES only; a file claiming far more pixels than its bytes can hold (over
+    4 MP) is a bomb; sides beyond 20:1 are no photo. Each refused from the header, in one line."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png", "PPM")  # PIL reads it, digitdet lists no .ppm
+    with pytest.raises(DataError, match=r"x\.png: cannot decode image \(not an image file, or not one of PNG, JPEG"):
+        read_image(tmp_path / "x.png")
+    Image.new("1", (2100, 2000)).save(tmp_path / "bomb.png")  # 4.2 MP in ~600 bytes
+    with pytest.raises(DataError, match=r"bomb\.png: 2100x2000 pixels \(4\.2 MP\) in [\d,]+ bytes, [\d,]+ pixels "
+                                        r"per byte, over the limit of 1,000 for an image over 4 MP"):
+        read_image(tmp_path / "bomb.png", max_pixels=10_000)
+    noise = np.random.default_rng(0).integers(0, 2, (2000, 2100)).astype(bool)
+    Image.fromarray(noise).save(tmp_path / "noise.png")  # the same size with real content: read
+    assert read_image(tmp_path / "noise.png", max_pixels=10_000).size == fit_size((2100, 2000), 10_000)
+    Image.new("L", (30000, 1)).save(tmp_path / "strip.png")
+    with pytest.raises(DataError, match=r"strip\.png: 30000x1 pixels, sides 30000:1, beyond the 20:1 limit"):
+        read_image(tmp_path / "strip.png")
+    Image.new("L", (1, 20)).save(tmp_path / "tall.png")
+    assert read_image(tmp_path / "tall.png").size == (1, 20)  # 20:1 is allowed
+
+
+def test_narrow_modes_shrink_before_rgb(tmp_path, monkeypatch):
+    """Over the budget, a 1-bit, gray or 16-bit image is resized in a 1-byte mode and becomes RGB only at
+    the target size; 16-bit becomes 8-bit in integers, a band at a time: never a float64 copy."""
+    import tracemalloc
+
+    rgb_sizes = []
+    real_convert = Image.Image.convert
+
+    def spy(self, mode=None, *args, **kwargs):
+        if mode == "RGB":
+            rgb_sizes.append(self.size)
+        return real_convert(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", spy)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 2, (600, 800)).astype(bool)).save(tmp_path / "bw.png")
+    Image.fromarray(rng.integers(0, 256, (600, 800), dtype=np.uint8)).save(tmp_path / "gray.png")
+    deep = (np.arange(2000, dtype=np.uint16)[None, :] * 32 + np.arange(1000, dtype=np.uint16)[:, None])
+    Image.fromarray(deep).save(tmp_path / "deep.png")  # 2000x1000, 16-bit
+    for name, size in (("bw.png", (800, 600)), ("gray.png", (800, 600)), ("deep.png", (2000, 1000))):
+        rgb_sizes.clear()
+        tracemalloc.start()
+        out = read_image(tmp_path / name, max_pixels=10_000)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert out.mode == "RGB" and out.size == fit_size(size, 10_000) and rgb_sizes == [out.size], name
+        assert peak < size[0] * size[1] * 8 / 2, (name, peak)  # less than half a float64 copy of the image
+    full = np.asarray(read_image(tmp_path / "deep.png"))[..., 0]  # whole: round(x / 257) exactly
+    np.testing.assert_array_equal(full, np.clip(np.rint(deep / 257.0), 0, 255).astype(np.uint8))

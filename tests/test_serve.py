@@ -111,6 +111,7 @@ def test_transparent_and_grayscale_images_are_read(client):
 
 
 BIG = encoded(Image.new("1", (8000, 6000)))  # 48 MP in a few kB: refused from its header, never decoded
+BOMB = encoded(Image.new("1", (2600, 2000)))  # 5.2 MP in ~700 bytes: under 40 MP, still a bomb
 BAD = {  # name: (the request, given the good photo's bytes; status; words the error must contain)
     "not an image": (lambda p: {"files": {"image": ("notes.jpg", b"not an image at all")}}, 415,
                      ["notes.jpg", "not an image"]),
@@ -119,6 +120,11 @@ BAD = {  # name: (the request, given the good photo's bytes; status; words the e
     "too many pixels": (lambda p: {"files": {"image": ("big.png", BIG)}}, 413, ["big.png", "48 MP", "40 MP limit"]),
     "too many bytes": (lambda p: {"files": {"image": ("huge.jpg", b"\xff" * (20 * 1024 * 1024 + 1))}}, 413,
                        ["huge.jpg", "20 MB limit"]),
+    "bomb": (lambda p: {"files": {"image": ("bomb.png", BOMB)}}, 413, ["bomb.png", "pixels per byte", "1,000"]),
+    "strip": (lambda p: {"files": {"image": ("strip.png", encoded(Image.new("L", (30000, 1))))}}, 422,
+              ["strip.png", "30000:1", "20:1 limit"]),
+    "not listed": (lambda p: {"files": {"image": ("x.png", encoded(Image.new("RGB", (8, 8)), "PPM"))}}, 415,
+                   ["x.png", "not one of PNG, JPEG, BMP, GIF, TIFF, WEBP"]),
     "no image field": (lambda p: {"files": {"photo": ("a.png", p)}}, 422, ["no field 'image'", "curl -F image=@"]),
     "image as text": (lambda p: {"files": {"other": ("a.png", p)}, "data": {"image": "x"}}, 422, ["must be a file"]),
     "json body": (lambda p: {"json": {"image": "a.png"}}, 422, ["multipart/form-data"]),

@@ -1,19 +1,27 @@
-"""Uploaded bytes -> an RGB PIL image, by the same rules as digitdet.data.images.read_image (modes,
-transparency on white, downscaled to predict.max_pixels while loading), plus what a photo from a phone
-needs: its EXIF orientation is applied, so the boxes match the picture a browser shows.
+"""Uploaded bytes -> an RGB PIL image, by the same code as digitdet.data.images.read_image (open_image's
+checks: the formats of IMAGE_SUFFIXES only, decompression bombs, sides beyond 20:1; load_rgb: modes,
+transparency on white, downscaled to the load budget in the image's own mode), plus what a photo from a
+phone needs: its EXIF orientation is applied, so the boxes match the picture a browser shows.
 
-Every problem is an UploadError with an HTTP status and a one-line message naming the upload. Nothing is
-written to disk here and nothing is kept: the file object is read and dropped.
+Every problem is an UploadError with an HTTP status and a one-line message naming the upload.
+
+Where the bytes are: the request body is parsed by app.py into in-memory files (no temporary file on disk:
+the spooling threshold is the request limit), read here from memory, and dropped with the request. Nothing
+is written to disk and nothing is kept.
 """
 
 from __future__ import annotations
 
+import io
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from digitdet.data.images import _quiet, _to_rgb, fit_size, upright
-from digitdet.errors import first_line
+from digitdet.data.images import BadShape, NotAnImage, OverLimit, _quiet, load_rgb, open_image, upright
+from digitdet.errors import DataError, first_line
+
+# open_image's refusals -> HTTP: not an image 415, too many pixels (or per byte) 413, a strip 422.
+STATUS = {NotAnImage: 415, OverLimit: 413, BadShape: 422}
 
 
 class UploadError(Exception):
@@ -35,34 +43,26 @@ def clean_name(filename: str | None) -> str:
 
 def decode(fp: BinaryIO, name: str, max_pixels: int, load_pixels: int | None = None) -> tuple[Image.Image, tuple]:
     """(RGB image, (width, height) of the upright photo) from an open upload. A photo over `max_pixels`
-    (its header says so; nothing is decoded) is refused with 413; one over `load_pixels` is downscaled
-    while loading (JPEG: decoded at 1/2..1/8 scale), the second value then gives the size boxes map to."""
+    (its header says so; nothing is decoded) is refused with 413, as is a decompression bomb; one over
+    `load_pixels` is downscaled while loading (data.images.load_rgb), the second value then gives the size
+    boxes map to."""
+    nbytes = fp.seek(0, io.SEEK_END)
+    fp.seek(0)
     with _quiet():
         try:
-            img = Image.open(fp)
-        except UnidentifiedImageError:
-            raise UploadError(415, f"{name}: not an image (or a format PIL cannot read)") from None
-        except Image.DecompressionBombError as exc:
-            raise UploadError(413, f"{name}: too many pixels ({first_line(exc)})") from None
+            img = open_image(fp, name, max_pixels=max_pixels, nbytes=nbytes)
+        except DataError as exc:
+            raise UploadError(STATUS.get(type(exc), 415), str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this upload's problem
             raise UploadError(415, f"{name}: cannot decode image ({first_line(exc, typed=True)})") from None
         with img:
-            w, h = img.size
-            if w * h > max_pixels:
-                raise UploadError(413, f"{name}: {w}x{h} pixels ({w * h / 1e6:.0f} MP) is over the "
-                                       f"{max_pixels / 1e6:g} MP limit for one image")
+            size = img.size
             try:
                 orientation = img.getexif().get(0x0112)
             except Exception:  # noqa: BLE001 - corrupt EXIF: read the pixels as stored
                 orientation = None
-            target = fit_size(img.size, load_pixels) if load_pixels else img.size
             try:
-                if target != img.size:
-                    img.draft(None, target)  # JPEG only: decode at a reduced scale >= target
-                img.load()
-                rgb = _to_rgb(img)
+                rgb = load_rgb(img, load_pixels)
             except Exception as exc:  # noqa: BLE001 - truncated or damaged data
                 raise UploadError(422, f"{name}: cannot decode image ({first_line(exc, typed=True)})") from None
-    if rgb.size != target:
-        rgb = rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return upright(rgb, (w, h), orientation)  # as a browser shows it, EXIF orientation applied
+    return upright(rgb, size, orientation)  # as a browser shows it, EXIF orientation applied

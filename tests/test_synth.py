@@ -272,6 +272,40 @@ def test_scene_digits_are_small(mode_samples):
         assert all(0.08 <= (b[3] - b[1]) / H <= 0.36 for b in s.boxes)
 
 
+def _letters(monkeypatch, p_letter: float) -> None:
+    """Every number of the tight, plaque and scene modes gets a letter suffix ("12A") with chance p_letter."""
+    from digitdet.data import synth_modes, synth_plaque, synth_render
+
+    real = synth_render.number_chars
+
+    def number_chars(rng, digits=None, **_):  # still draws the same uniform for the letter
+        return real(rng, digits, p_letter=p_letter)
+
+    for module in (synth_modes, synth_plaque):  # tight; plaque and scene (synth_wall uses number_glyphs)
+        monkeypatch.setattr(module, "number_chars", number_chars)
+
+
+@pytest.mark.parametrize("mode", NEW_MODES)
+def test_a_letter_suffix_is_a_lookalike_in_every_mode(mode, monkeypatch):
+    """With a letter after every number, most renders list it as a lookalike: a whole glyph about as tall
+    as the digits, right of the number's first digit, not an edge sliver. Without letters these modes list
+    none (a digit is never a lookalike). Mutation: drop `looks.append(b)` in synth_compose.finish."""
+    _letters(monkeypatch, 1.0)
+    whole = 0
+    for i in range(1, 9):
+        s = render_mode(sample_rng(11, 0, i), mode)
+        W, H = s.image.size
+        assert len(s.lookalikes) <= 1  # the letter; never a digit
+        for x0, y0, x1, y1 in s.lookalikes:
+            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H and [x0, y0, x1, y1] not in s.boxes
+            digit_h = float(np.median([b[3] - b[1] for b in s.boxes]))
+            inside = x0 > 0 and y0 > 0 and x1 < W and y1 < H
+            whole += inside and y1 - y0 >= 0.4 * digit_h and x0 > min(b[0] for b in s.boxes)
+    assert whole >= 5, f"{mode}: {whole} of 8 renders list their letter as a whole-glyph lookalike"
+    _letters(monkeypatch, 0.0)
+    assert not any(render_mode(sample_rng(11, 0, i), mode).lookalikes for i in range(1, 5))
+
+
 def test_pick_mode_draws_only_when_several_modes_have_weight():
     for modes in (None, {"crop": 1.0}, {"scene": 2.0, "tight": 0.0}):
         rng = sample_rng(0, 0, 1)

@@ -184,6 +184,47 @@ def test_a_minutes_budget_is_turned_into_steps_once(monkeypatch):
     assert budget_mod.StepBudget(cap=10, images_per_step=4).steps == 10
 
 
+def test_resume_keeps_the_calibrated_step_count_of_a_minutes_budget(data, tmp_path, monkeypatch):
+    """train.max_minutes is turned into steps once (timed steps, recorded in metrics.jsonl and last.pt);
+    --resume must go on with that count, neither timing again nor dropping it.
+    Mutation: drop `budget.steps = ckpt["budget_steps"]` from fit's resume branch."""
+    from types import SimpleNamespace
+
+    from digitdet import budget as budget_mod
+
+    clock = {"t": 0.0, "reads": 0}
+
+    def monotonic():  # every read is one second later: a step "takes" 1 s whatever the host
+        clock["t"] += 1.0
+        clock["reads"] += 1
+        return clock["t"]
+
+    monkeypatch.setattr(budget_mod, "time", SimpleNamespace(monotonic=monotonic))
+    monkeypatch.setattr(budget_mod, "CALIBRATION_STEPS", 2)  # timed: steps 2-3 (step 1 is not)
+    # 8 images at batch 4: 2 steps per epoch. 0.09 min = 5.4 s at 1 s per step: 5 steps, in epoch 2.
+    cfg = load_config([CPU], [*TINY, "train.epochs=4", "train.max_images=null", "train.max_minutes=0.09"])
+    real_plot = train_mod._plot
+
+    def die_after_epoch_1(out, history):
+        real_plot(out, history)
+        if history[-1]["epoch"] == 1:
+            raise KeyboardInterrupt  # killed after last.pt of epoch 1, the budget already calibrated
+
+    monkeypatch.setattr(train_mod, "_plot", die_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.fit(cfg, data, tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["budget_steps"] == 5
+    monkeypatch.setattr(train_mod, "_plot", real_plot)
+    reads = clock["reads"]
+    summary = train_mod.fit(cfg, data, tmp_path / "run", resume=True, progress=False)
+    assert clock["reads"] == reads  # the resumed run did not time anything again
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["epoch"], x["step"], x["budget_steps"]) for x in lines] == [(0, 2, None), (1, 4, 5), (2, 5, 5)]
+    assert lines[1]["calibrated_seconds_per_step"] == 1.0
+    assert (summary["steps"], summary["budget_steps"], summary["epochs"]) == (5, 5, 3)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 5
+
+
 def test_budget_flags_replace_the_configs_budget():
     from digitdet.cli import _overrides, build_parser
 

@@ -1,10 +1,23 @@
 """The ASGI app: routes, limits and JSON errors (see the package doc). Every refusal is a JSON object
-`{"error": "..."}` with a 4xx/5xx status; the server keeps serving after any of them."""
+`{"error": "..."}` with a 4xx/5xx status; the server keeps serving after any of them. Two answers come from
+outside the app and are plain text: uvicorn's 503 beyond its connection limit (server.py), and
+Starlette's TrustedHostMiddleware's 400 "Invalid host header" (loopback servers: see `allowed_hosts`).
+
+A request's way in: a Host the server does not answer to -> 400; a body over the request limit -> 413
+from its Content-Length, before any of it is read, or as soon as the bytes received pass the limit; a
+body that has not all arrived `body_timeout` seconds after the request began -> 408; no free place in the
+pool -> 503 with Retry-After, before the body is read; then the multipart body is parsed into memory
+(a file over `max_bytes` -> 413 while parsing; a body cut short -> 400 "malformed upload").
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
+from contextlib import aclosing
 from importlib import resources
+from pathlib import PurePath
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +25,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from digitdet.serve.pool import PoolBusy, ReaderPool
 from digitdet.serve.uploads import UploadError, clean_name, decode
@@ -19,6 +34,7 @@ from digitdet.serve.uploads import UploadError, clean_name, decode
 MB = 1024 * 1024
 FIELD = "image"
 HOW = f"send the photo as multipart/form-data in the field '{FIELD}' (curl -F {FIELD}=@photo.jpg URL/read)"
+RETRY_AFTER_S = 2  # about one read of a photo on two cores
 # The page loads only its own files: no inline script, no CDN (there is no internet where it runs).
 SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:",
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
@@ -28,35 +44,85 @@ class BodyTooLarge(Exception):
     pass
 
 
-class _LimitBody:
-    """ASGI middleware: a POST body over `limit` bytes is refused (413) from its Content-Length before any
-    of it is read, or as soon as the bytes received pass the limit (chunked uploads)."""
+class BodyTimeout(Exception):
+    pass
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+
+def _mb(n: int) -> str:
+    """3 MB, 3.5 MB, 900 kB: the sizes in messages."""
+    return f"{n / MB:.1f}".removesuffix(".0") + " MB" if n >= MB else f"{n / 1024:.1f}".removesuffix(".0") + " kB"
+
+
+class _LimitBody:
+    """ASGI middleware on POST bodies: over `limit` bytes -> 413, from the Content-Length before any of it
+    is read, or as soon as the bytes received pass the limit (chunked uploads); not all received within
+    `timeout` seconds of the request's start -> 408 (a slow client holds a connection that long at most)."""
+
+    def __init__(self, app, limit: int, timeout: float) -> None:
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            response = _error(413, f"the request is {int(length) / MB:.1f} MB, over the {self.limit / MB:g} MB limit")
+            response = _error(413, f"the request is {_mb(int(length))}, over the {_mb(self.limit)} limit")
             return await response(scope, receive, send)
-        seen = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        seen, done = 0, False
 
         async def counted():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # the body is in: what follows is only the client's disconnect, whenever it comes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise BodyTimeout(f"the request body did not arrive within {self.timeout:g} s") from None
             seen += len(message.get("body", b""))
+            done = message["type"] != "http.request" or not message.get("more_body", False)
             if seen > self.limit:
-                raise BodyTooLarge(f"the request is over the {self.limit / MB:g} MB limit")
+                raise BodyTooLarge(f"the request is over the {_mb(self.limit)} limit")
             return message
 
         return await self.app(scope, counted, send)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+class _Upload(MultiPartParser):
+    """Starlette's multipart parser with every file kept in memory (its spooling threshold raised to the
+    request limit: no temporary file on disk), a file over `max_bytes` refused while it arrives, and
+    `complete` set only when the closing boundary was seen (a body cut short is malformed, not empty)."""
+
+    def __init__(self, request: Request, stream, *, max_files: int, max_bytes: int, in_memory: int) -> None:
+        super().__init__(request.headers, stream, max_files=max_files, max_fields=max_files + 8, max_part_size=MB)
+        self.spool_max_size = in_memory
+        self.max_bytes = max_bytes
+        self.complete = False
+        self._bytes = 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._bytes = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is not None:
+            self._bytes += end - start
+            if self._bytes > self.max_bytes:
+                name = clean_name(self._current_part.file.filename)
+                raise UploadError(413, f"{name}: over the {_mb(self.max_bytes)} limit for one image")
+        super().on_part_data(data, start, end)
+
+    def on_end(self) -> None:
+        self.complete = True
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _busy(message: str) -> JSONResponse:
+    return _error(503, message, {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _read_one(reader, file, name: str, max_pixels: int) -> dict:
@@ -70,19 +136,31 @@ def _read_one(reader, file, name: str, max_pixels: int) -> dict:
     return out
 
 
+def _model_name(source: str) -> str:
+    """What /health shows of the model: 'bundled:...' or the checkpoint's file name, never its path."""
+    return source if source.startswith("bundled:") else PurePath(source).name
+
+
 def create_app(reader, *, workers: int = 2, queue: int = 16, max_bytes: int = 20 * MB,
-               max_request_bytes: int = 64 * MB, max_pixels: int = 40_000_000, max_files: int = 16) -> FastAPI:
+               max_request_bytes: int | None = None, max_pixels: int = 40_000_000, max_files: int = 16,
+               body_timeout: float = 30.0, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     """The service over one loaded Reader. `workers` threads read (sharing it), at most `queue`
-    more images wait, beyond that 503. Limits: `max_bytes` per image (413), `max_request_bytes` per request
-    (413), `max_pixels` per image from its header (413), `max_files` images per request (400; at most
-    workers + queue, as more could never be admitted at once)."""
+    more images wait, beyond that 503. Limits: `max_bytes` per image (413), `max_pixels` per image from its
+    header (413), `max_files` images per request (400; at most workers + queue, as more could never be
+    admitted at once), `max_request_bytes` per request (413; default max_bytes x max_files + 1 MB for the
+    multipart framing, so every allowed request fits), `body_timeout` seconds for the body to arrive (408).
+    `allowed_hosts`: the Host names served (others 400), e.g. server.LOOPBACK_HOSTS; None: any."""
     app = FastAPI(title="digitdet", summary="reads house numbers in photos", docs_url="/docs", redoc_url=None)
     app.state.reader = reader
     app.state.pool = pool = ReaderPool(reader, workers, queue)
     app.router.add_event_handler("shutdown", pool.close)
-    app.add_middleware(_LimitBody, limit=max_request_bytes)
-    app.mount("/static", StaticFiles(packages=[("digitdet.serve", "static")]), name="static")
     max_files = min(max_files, pool.capacity)
+    limit = max_request_bytes or max_bytes * max_files + MB
+    app.state.max_request_bytes = limit
+    app.add_middleware(_LimitBody, limit=limit, timeout=body_timeout)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
+    app.mount("/static", StaticFiles(packages=[("digitdet.serve", "static")]), name="static")
     page = resources.files("digitdet.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
 
     @app.exception_handler(HTTPException)
@@ -99,6 +177,10 @@ def create_app(reader, *, workers: int = 2, queue: int = 16, max_bytes: int = 20
     async def _too_large(request: Request, exc: BodyTooLarge):
         return _error(413, str(exc))
 
+    @app.exception_handler(BodyTimeout)
+    async def _too_slow(request: Request, exc: BodyTimeout):
+        return _error(408, str(exc))
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
         return _error(500, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
@@ -109,15 +191,29 @@ def create_app(reader, *, workers: int = 2, queue: int = 16, max_bytes: int = 20
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": reader.source, "workers": pool.workers, "in_flight": pool.in_flight,
-                "capacity": pool.capacity}
+        return {"status": "ok", "model": _model_name(reader.source), "workers": pool.workers,
+                "in_flight": pool.in_flight, "capacity": pool.capacity}
 
     @app.post("/read")
     async def read(request: Request):
         """One image (field `image`) -> its reading; several `image` files -> a list of readings."""
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             return _error(422, f"no image: {HOW}")
-        async with request.form(max_files=max_files, max_fields=max_files + 8, max_part_size=MB) as form:
+        if pool.free == 0:  # refused before the body is read: a full pool costs the server no memory
+            return _busy(pool.busy_message())
+        async with aclosing(request.stream()) as stream:
+            parser = _Upload(request, stream, max_files=max_files, max_bytes=max_bytes, in_memory=limit)
+            try:
+                form = await parser.parse()
+            except MultiPartException as exc:
+                message = exc.message if exc.message.startswith("Too many") else f"malformed upload ({exc.message})"
+                return _error(400, message)
+            except UploadError as exc:
+                return _error(exc.status, exc.message)
+        try:
+            if not parser.complete:
+                return _error(400, "malformed upload: the multipart body ends before its closing boundary "
+                                   f"(cut short?); {HOW}")
             items = form.getlist(FIELD)
             if not items:
                 return _error(422, f"no field '{FIELD}' in the form: {HOW}")
@@ -129,15 +225,15 @@ def create_app(reader, *, workers: int = 2, queue: int = 16, max_bytes: int = 20
                 name = clean_name(f.filename)
                 if not f.size:
                     return _error(400, f"{name}: empty file (0 bytes)")
-                if f.size > max_bytes:
-                    return _error(413, f"{name}: {f.size / MB:.1f} MB is over the {max_bytes / MB:g} MB limit")
                 jobs.append((f.file, name, max_pixels))
             try:
                 out = await pool.run_all(_read_one, jobs)
             except PoolBusy as exc:
-                return _error(503, str(exc))
+                return _busy(str(exc))
             except UploadError as exc:
                 return _error(exc.status, exc.message)
+        finally:
+            await form.close()
         return out[0] if len(out) == 1 else out
 
     return app

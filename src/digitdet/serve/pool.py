@@ -1,6 +1,7 @@
 """The bounded inference pool: `workers` threads sharing one Reader, and at most `capacity`
 (= workers + queue) images admitted at once. An image that finds no free slot is refused at once
-(PoolBusy -> 503): waiting requests cannot pile up in memory.
+(PoolBusy -> 503): waiting requests cannot pile up in memory. The app also looks at `free` before it
+reads a request's body, so a full pool refuses uploads without receiving them.
 
 One Reader serves every worker: reading never changes the model (reading.pyramid.PyramidDetector runs the
 detector's parts with its own resize), so the weights are in memory once. Torch's own threads are set by
@@ -37,6 +38,14 @@ class ReaderPool:
         """Images admitted and not finished (running or waiting for a worker)."""
         return self._in_flight
 
+    @property
+    def free(self) -> int:
+        """Slots not taken: images that could be admitted now."""
+        return self.capacity - self._in_flight
+
+    def busy_message(self) -> str:
+        return f"busy: {self.capacity} images are being read or waiting (try again shortly)"
+
     def _take(self, n: int) -> None:
         got = 0
         while got < n and self._slots.acquire(blocking=False):
@@ -44,7 +53,7 @@ class ReaderPool:
         if got < n:
             for _ in range(got):
                 self._slots.release()
-            raise PoolBusy(f"busy: {self.capacity} images are being read or waiting (try again shortly)")
+            raise PoolBusy(self.busy_message())
         with self._lock:
             self._in_flight += n
 

@@ -298,6 +298,22 @@ def test_a_slow_read_fills_the_pool_for_real(reader, photo, monkeypatch):
         assert httpx.post(url + "read", files={"image": ("c.png", photo)}, timeout=30).status_code == 200
 
 
+def test_header_refusals_do_not_wait_for_a_worker(reader, photo, monkeypatch):
+    """workers=1, queue=1, the worker busy: a bomb is refused at once from its header, not queued."""
+    started, release = threading.Event(), threading.Event()
+    real = app_mod._read_one
+    monkeypatch.setattr(app_mod, "_read_one", lambda *a: started.set() or release.wait(60) and real(*a))
+    with background(create_app(reader, workers=1, queue=1)) as url, ThreadPoolExecutor(1) as ex:
+        first = ex.submit(httpx.post, url + "read", files={"image": ("a.png", photo)}, timeout=90)
+        assert started.wait(30)
+        try:
+            bomb = httpx.post(url + "read", files={"image": ("bomb.png", BOMB)}, timeout=30)
+            assert bomb.status_code == 413 and "pixels per byte" in bomb.json()["error"] and not first.done()
+        finally:
+            release.set()
+        assert first.result().status_code == 200
+
+
 def test_pool_admits_all_or_nothing(reader):
     pool = ReaderPool(reader, workers=1, queue_size=2)
     with pytest.raises(PoolBusy, match="busy"):

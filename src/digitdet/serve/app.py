@@ -7,7 +7,8 @@ A request's way in: a Host the server does not answer to -> 400; a body over the
 from its Content-Length, before any of it is read, or as soon as the bytes received pass the limit; a
 body that has not all arrived `body_timeout` seconds after the request began -> 408; no free place in the
 pool -> 503 with Retry-After, before the body is read; then the multipart body is parsed into memory
-(a file over `max_bytes` -> 413 while parsing; a body cut short -> 400 "malformed upload").
+(a file over `max_bytes` -> 413 while parsing; a body cut short -> 400 "malformed upload"); each image's
+header is checked (uploads.check: not an image, a bomb, a strip -> 4xx) before it takes a place in the pool.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from digitdet.serve.pool import PoolBusy, ReaderPool
-from digitdet.serve.uploads import UploadError, clean_name, decode
+from digitdet.serve.uploads import UploadError, check, clean_name, decode
 
 MB = 1024 * 1024
 FIELD = "image"
@@ -227,6 +229,8 @@ def create_app(reader, *, workers: int = 2, queue: int = 16, max_bytes: int = 20
                     return _error(400, f"{name}: empty file (0 bytes)")
                 jobs.append((f.file, name, max_pixels))
             try:
+                for job in jobs:  # the header checks first, outside the pool: no refusal waits for a worker
+                    await run_in_threadpool(check, *job)
                 out = await pool.run_all(_read_one, jobs)
             except PoolBusy as exc:
                 return _busy(str(exc))

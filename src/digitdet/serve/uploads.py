@@ -41,20 +41,31 @@ def clean_name(filename: str | None) -> str:
     return name or "image"
 
 
+def _open(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
+    nbytes = fp.seek(0, io.SEEK_END)
+    fp.seek(0)
+    try:
+        return open_image(fp, name, max_pixels=max_pixels, nbytes=nbytes)
+    except DataError as exc:
+        raise UploadError(STATUS.get(type(exc), 415), str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is this upload's problem
+        raise UploadError(415, f"{name}: cannot decode image ({first_line(exc, typed=True)})") from None
+
+
+def check(fp: BinaryIO, name: str, max_pixels: int) -> None:
+    """open_image's checks (the header only: format, pixels, bombs, sides), as the app runs them before an
+    upload takes a place in the pool: a refusal never waits for a worker."""
+    with _quiet(), _open(fp, name, max_pixels):
+        pass
+
+
 def decode(fp: BinaryIO, name: str, max_pixels: int, load_pixels: int | None = None) -> tuple[Image.Image, tuple]:
     """(RGB image, (width, height) of the upright photo) from an open upload. A photo over `max_pixels`
     (its header says so; nothing is decoded) is refused with 413, as is a decompression bomb; one over
     `load_pixels` is downscaled while loading (data.images.load_rgb), the second value then gives the size
     boxes map to."""
-    nbytes = fp.seek(0, io.SEEK_END)
-    fp.seek(0)
     with _quiet():
-        try:
-            img = open_image(fp, name, max_pixels=max_pixels, nbytes=nbytes)
-        except DataError as exc:
-            raise UploadError(STATUS.get(type(exc), 415), str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is this upload's problem
-            raise UploadError(415, f"{name}: cannot decode image ({first_line(exc, typed=True)})") from None
+        img = _open(fp, name, max_pixels)
         with img:
             size = img.size
             try:

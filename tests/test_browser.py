@@ -13,7 +13,7 @@ from PIL import Image
 
 from digitdet.reading.reader import Reader
 from digitdet.serve import create_app
-from digitdet.serve.server import background
+from digitdet.serve.server import LOOPBACK_HOSTS, background
 from tiny import ROOT, train_tiny
 
 REAL_PHOTO = ROOT.parent / "shared" / "real_plaques" / "images" / "2.jpg"
@@ -29,7 +29,8 @@ def server(tmp_path_factory):
     data, ckpt = train_tiny(tmp_path_factory.mktemp("browser"))
     # read_thresh 0: the tiny model then always reads *something* (a number and boxes to check).
     reader = Reader(ckpt, overrides=("predict.read_thresh=0.0",))
-    with background(create_app(reader, workers=1, queue=4)) as url:
+    # As `digitdet serve` runs on loopback: only this machine's Host names are answered.
+    with background(create_app(reader, workers=1, queue=4, allowed_hosts=LOOPBACK_HOSTS)) as url:
         yield url, data
 
 

@@ -93,3 +93,46 @@ def test_read_number_thresholds_dedups_and_drops_the_stray_digit():
 def test_ground_truth_keeps_every_box():
     boxes = [[100, 50, 122, 90], [400, 300, 415, 330]]
     assert numbers.ground_truth_number(boxes, [3, 5]) == "24"
+
+
+def test_a_leaning_stack_links_and_reads_as_one_column_top_to_bottom():
+    # A "1" (narrow) 0.35 h right of the "2" under it: close enough to link as a stack (centres within
+    # 0.45 h sideways), and by the same rule a column, so it reads "12", not left to right "21".
+    two = Digit((10, 50, 32, 90), 2, 0.9)
+    one = Digit((29, 0, 41, 40), 1, 0.9)
+    got = group_digits([two, one])
+    assert [(c.number, c.vertical) for c in got] == [("12", True)]
+    assert numbers.is_vertical(numbers._as_tensor([two.box, one.box], numbers.torch.float32))
+
+
+def test_boxes_overlapping_more_than_half_their_height_are_no_column():
+    # Not on one line (centres 0.475 h apart vertically, over line_tol) and not a stack either: the lower
+    # box starts above the upper one's centre. Two candidates, not a two-digit column.
+    a, b = Digit((0, 0, 10, 20), 4, 0.9), Digit((2, 9.5, 12, 29.5), 7, 0.9)
+    assert sorted(c.number for c in group_digits([a, b])) == ["4", "7"]
+
+
+def test_a_lower_smaller_digit_beside_a_taller_one_is_a_line_not_a_column():
+    # The "1" starts at the "2"'s centre (as a column's next digit would) but sits beside it, 0.67 of the
+    # mean height away sideways: on one line, read left to right.
+    one, two = Digit((0, 10, 7, 23), 1, 0.9), Digit((9, 0, 20, 20), 2, 0.9)
+    got = group_digits([two, one])
+    assert [(c.number, c.vertical) for c in got] == [("12", False)]
+    # Ground truth reads by the same rule: a staircase going down-left is not a column.
+    assert numbers.ground_truth_number([[40, 0, 50, 20], [20, 15, 30, 35], [0, 30, 10, 50]], [2, 3, 4]) == "321"
+
+
+def test_alike_heights_rank_a_number_above_one_of_mixed_heights():
+    # Same digit count, confidence and median height: the number whose digits are alike in height comes
+    # first, though the mixed one (a "digit" that is a shadow, a "1" that is a pole...) is further left.
+    def at(x0, heights, digits):
+        out, x = [], x0
+        for h, d in zip(heights, digits):
+            out.append(Digit((x, 100 - h, x + 0.55 * h, 100), d, 0.9))
+            x += 0.65 * h
+        return out
+
+    mixed, alike = at(0, [14, 20, 22], [5, 6, 7]), at(200, [20, 20, 20], [1, 2, 3])
+    got = group_digits(mixed + alike)
+    assert [c.number for c in got] == ["123", "567"]
+    assert got[0].rank > got[1].rank

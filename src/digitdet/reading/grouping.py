@@ -6,10 +6,11 @@ grouped first and only then read:
 
 1. link two digits when their heights differ by at most `max_height_ratio` and they sit side by side
    on one line (centres within `line_tol` heights vertically, a gap of at most `max_gap` heights); then
-   link digits that have no neighbour on a line when one is above the other (a stacked number: centres
-   within `line_tol` heights horizontally, a vertical gap of at most `max_gap` heights);
+   link digits that have no neighbour on a line when one is below the other (a stacked number, maybe
+   leaning: starting below the upper one's centre, centres within `line_tol` heights horizontally, a
+   vertical gap of at most `max_gap` heights);
 2. every connected set of linked digits is a candidate; it reads left to right, or top to bottom when
-   its digits form a column (is_column);
+   its digits form a column (is_column: by the same rule that links a stack);
 3. candidates are ranked by confidence (mean digit score) x evidence (square root of its digit count,
    counted up to 4: a lone "digit" is the commonest false find — a mortar line, a pole, a door frame
    read as "1" — while several alike digits in a row rarely happen by chance) x size (the candidate's
@@ -78,11 +79,19 @@ def _side_by_side(a: Digit, b: Digit, r: GroupingRules) -> bool:
     return h is not None and abs(a.centre[1] - b.centre[1]) <= r.line_tol * h and gap_x <= r.max_gap * h
 
 
+def _below(upper, lower, r: GroupingRules) -> bool:
+    """xyxy box `lower` sits under `upper` as the next glyph of a column: it starts below the upper one's
+    centre, and their centres are within `line_tol` of their mean height sideways (a leaning stack).
+    The one geometric rule both for linking a stack (_stacked) and for reading a group as a column."""
+    h = (upper[3] - upper[1] + lower[3] - lower[1]) / 2
+    return (lower[1] >= (upper[1] + upper[3]) / 2
+            and abs((upper[0] + upper[2]) / 2 - (lower[0] + lower[2]) / 2) <= r.line_tol * h)
+
+
 def _stacked(a: Digit, b: Digit, r: GroupingRules) -> bool:
+    upper, lower = sorted((a, b), key=lambda d: d.centre[1])
     h = _alike(a, b, r)
-    gap_y = max(b.box[1] - a.box[3], a.box[1] - b.box[3])
-    return (h is not None and abs(a.centre[0] - b.centre[0]) <= r.line_tol * h
-            and -0.5 * h < gap_y <= r.max_gap * h)
+    return h is not None and _below(upper.box, lower.box, r) and lower.box[1] - upper.box[3] <= r.max_gap * h
 
 
 class _Sets:
@@ -122,19 +131,14 @@ def _components(digits: list[Digit], rules: GroupingRules) -> list[list[int]]:
     return list(groups.values())
 
 
-def is_column(boxes) -> bool:
-    """A column: xyxy boxes that, sorted by centre-y, each start below the previous centre and overlap
-    it horizontally (so they cannot be neighbours on one line). The one rule for readings and for
-    ground truth (numbers.is_vertical)."""
+def is_column(boxes, rules: GroupingRules = GroupingRules()) -> bool:
+    """A column: xyxy boxes that, sorted by centre-y, each sit below the previous one (_below: starting
+    under its centre, centres within line_tol heights sideways), so they cannot be neighbours on one line.
+    The one rule for readings, for linking a stack, and for ground truth (numbers.is_vertical)."""
     if len(boxes) < 2:
         return False
     bs = sorted(boxes, key=lambda b: (b[1] + b[3]) / 2)
-    for prev, cur in zip(bs[:-1], bs[1:]):
-        overlap_x = min(prev[2], cur[2]) - max(prev[0], cur[0])
-        narrower = min(prev[2] - prev[0], cur[2] - cur[0])
-        if cur[1] < (prev[1] + prev[3]) / 2 or overlap_x < 0.5 * narrower:
-            return False
-    return True
+    return all(_below(prev, cur, rules) for prev, cur in zip(bs[:-1], bs[1:]))
 
 
 def group_digits(digits: list[Digit], rules: GroupingRules = GroupingRules()) -> list[Candidate]:
@@ -144,7 +148,7 @@ def group_digits(digits: list[Digit], rules: GroupingRules = GroupingRules()) ->
     made = []
     for idx in _components(digits, rules):
         members = [digits[i] for i in idx]
-        vertical = is_column([d.box for d in members])
+        vertical = is_column([d.box for d in members], rules)
         members.sort(key=lambda d: d.centre[1] if vertical else d.centre[0])
         heights = np.array([d.height for d in members])
         conf = float(np.mean([d.score for d in members]))

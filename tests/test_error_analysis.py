@@ -62,6 +62,12 @@ def test_reading_boxes_apply_threshold_and_duplicate_suppression():
     assert labels.tolist() == [2, 4] and boxes.shape == (2, 4)
     _, labels = reading_boxes(det, 0.5, 1.0)
     assert labels.tolist() == [2, 8, 4]
+    # By presence, as numbers are read: an unsure glyph (0.45 + 0.4 at one place) is drawn too, and a
+    # presence the pyramid measured is taken as it is.
+    unsure = {"boxes": np.array([[0, 0, 10, 20], [1, 0, 10, 20]], np.float32),
+              "scores": np.array([0.45, 0.4], np.float32), "labels": np.array([3, 9])}
+    assert reading_boxes(unsure, 0.75, 0.5)[1].tolist() == [3]
+    assert reading_boxes({**unsure, "presence": np.array([0.5, 0.0])}, 0.75, 0.5)[1].tolist() == []
 
 
 def test_errors_command_writes_counts_and_galleries(tmp_path, capsys):

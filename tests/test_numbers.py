@@ -80,3 +80,20 @@ def test_an_unsure_glyph_counts_as_one_digit_of_its_likeliest_class():
     assert read_number(side, [0.9, 0.5], lab(4, 2), 0.75, 0.3) == "4"
     # Another digit of the same class is a second digit, not the same glyph's alternative.
     assert read_number([[0, 0, 10, 20], [2, 0, 12, 20]], [0.6, 0.5], lab(1, 1), 0.75, 0.3) == "-1"
+
+
+def test_a_suppressed_box_adds_to_one_digits_presence_only():
+    # Two kept glyphs that overlap (IoU 0.6 < dedup 0.7) and an other-class box suppressed under both
+    # (IoU 0.82 and 0.74): it adds its 0.5 to the stronger glyph's presence (0.6 -> 1.0) and is then
+    # spent, so the weaker one stays at 0.55, under 0.75. Counted twice, "0" would become "01".
+    boxes = [[0, 0, 10, 20], [2.5, 0, 12.5, 20], [1, 0, 11, 20]]
+    assert read_number(boxes, [0.6, 0.55, 0.5], lab(0, 1, 2), 0.75, 0.7) == "0"
+
+
+def test_a_presence_the_detector_measured_is_taken_as_it_is():
+    # reading.pyramid measures presence per view before merging levels and passes it on: reading then
+    # neither sums it again nor falls back to the score (which would undo the per-view rule).
+    boxes = [[0, 0, 10, 20], [1, 0, 11, 20]]
+    assert read_number(boxes, [0.45, 0.4], lab(2, 8), 0.75, 0.5) == "2"  # summed here: 0.85
+    assert read_number(boxes, [0.45, 0.4], lab(2, 8), 0.75, 0.5, presence=[0.45, 0.0]) == "-1"
+    assert read_number(boxes, [0.45, 0.4], lab(2, 8), 0.75, 0.5, presence=[0.9, 0.0]) == "2"

@@ -103,3 +103,66 @@ def test_empty_image_gives_empty_tensors():
     det = PyramidDetector(BlobDetector())([torch.zeros(3, 300, 500)])[0]
     assert det["boxes"].shape == (0, 4) and det["scores"].shape == (0,) and det["labels"].dtype == torch.int64
     assert np.isfinite(det["boxes"].numpy()).all()
+
+
+class FixedDetector(nn.Module):
+    """The same detections in every tile, as fractions of the tile's width and height."""
+
+    def __init__(self, rel_boxes, scores, labels):
+        super().__init__()
+        self.transform = nn.Identity()
+        self.transform.image_mean, self.transform.image_std = [0.0] * 3, [1.0] * 3
+        self.rel = torch.tensor(rel_boxes, dtype=torch.float32)
+        self.scores, self.labels = torch.tensor(scores), torch.tensor(labels)
+
+    def forward(self, images):
+        return [{"boxes": self.rel * torch.tensor([im.shape[-1], im.shape[-2]] * 2), "scores": self.scores.clone(),
+                 "labels": self.labels.clone()} for im in images]
+
+
+def test_a_glyphs_presence_is_measured_in_its_tile_before_the_merge():
+    # test_numbers' "10": a sure 1, then one glyph split between 0 (.63), 8 (.56) and 9 (.42). An 88x117
+    # crop runs as two levels (the second drops these boxes as too tall), so the class-agnostic merge runs
+    # and removes the 8 and the 9: the 0's presence (1.0) must be measured before, or "10" reads "1".
+    from digitdet.numbers import read_all, read_number
+
+    boxes = [[39, 12, 68, 58], [72, 11, 100, 53], [73, 15, 97, 49], [75, 12, 99, 52]]
+    scores, labels = [0.93, 0.63, 0.56, 0.42], [2, 1, 9, 10]
+    rel = [[x0 / 117, y0 / 88, x1 / 117, y1 / 88] for x0, y0, x1, y1 in boxes]
+    assert len(level_scales(88, 117, PyramidSettings())) == 2
+    assert read_number(boxes, scores, labels, 0.75, 0.3) == "10"  # the detector alone
+    model = FixedDetector(rel, scores, labels)
+    det = PyramidDetector(model, PyramidSettings(dedup_iou=0.3))([torch.zeros(3, 88, 117)])[0]
+    assert sorted(det["labels"].tolist()) == [1, 2]  # the merge is class-agnostic, as before
+    assert sorted(det["presence"].tolist()) == pytest.approx([0.93, 1.0])
+    assert read_all([{"image_id": 7, **det}], 0.75, 0.3) == {7: "10"}  # as predict and eval read
+    # Summed within one view only: a 0 at one level and an 8 at another are two views of one glyph, not
+    # a glyph twice as sure (summing across levels added stray digits on the bundled reader's validation).
+    one_each = PyramidDetector(LevelTaggingDetector([[0.3, 0.2, 0.5, 0.5]], [0.5], [0]),
+                               PyramidSettings(band=(1.0, 1000.0)))([torch.zeros(3, 88, 117)])[0]
+    assert one_each["presence"].tolist() == [0.5]
+    # The merge still removes one class's copy of a digit that two levels (or tiles) both found.
+    twice = PyramidDetector(FixedDetector([[0.3, 0.2, 0.5, 0.5]], [0.9], [4]),
+                            PyramidSettings(band=(1.0, 1000.0)))([torch.zeros(3, 88, 117)])[0]
+    assert twice["labels"].tolist() == [4] and twice["presence"].tolist() == pytest.approx([0.9])
+
+
+class LevelTaggingDetector(FixedDetector):
+    """FixedDetector whose labels say which level found the box: 1 at the 88-px level 0, 2 above."""
+
+    def forward(self, images):
+        out = super().forward(images)
+        for im, det in zip(images, out):
+            det["labels"] = torch.full_like(det["labels"], 1 if im.shape[-2] <= 88 else 2)
+        return out
+
+
+def test_each_level_keeps_only_the_digit_heights_it_is_trusted_for():
+    # A box 0.9 of the height (79 px at level 0, 132 at level 1) and one 0.1 of it (9 px, 15 px). Level 0
+    # (not the finest) trusts >= 20 px: the tall one. Level 1 (the finest, not the first) trusts <= 60 px:
+    # the small one. Each box therefore comes back once, from the level that sees it at a known size.
+    model = LevelTaggingDetector([[0.05, 0.05, 0.5, 0.95], [0.6, 0.45, 0.65, 0.55]], [0.9, 0.9], [0, 0])
+    det = PyramidDetector(model)([torch.zeros(3, 88, 117)])[0]
+    got = sorted(zip(det["labels"].tolist(), (det["boxes"][:, 3] - det["boxes"][:, 1]).tolist()))
+    assert [lab for lab, _ in got] == [1, 2]
+    assert got[0][1] == pytest.approx(0.9 * 88, abs=1) and got[1][1] == pytest.approx(0.1 * 88, abs=1)

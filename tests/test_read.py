@@ -202,8 +202,6 @@ def test_an_upsampling_config_loads_a_big_photo_at_a_quarter_of_the_budget(stand
     assert stand_in.seen == [(230, 172)]  # upsampled x 2: within the 40,000 px budget
 
 
-@pytest.mark.xfail(strict=True, reason="Reader.detect undoes target['scale'], which the eval transforms never "
-                   "set: with data.upsample: 2 its boxes are in the upsampled tensor's pixels (2x)")
 def test_an_upsampling_config_gives_boxes_in_the_files_pixels(stand_in, tmp_path):
     """data.upsample: 2 (configs/seed.yaml): the detector sees the photo at twice its size; the boxes
     `digitdet read` and serve give must still be in the photo's own pixels."""

@@ -94,7 +94,8 @@ def run_inference(
     desc: str = "predict",
     amp: bool = True,
 ) -> list[dict]:
-    """Detections per image: [{'image_id', 'boxes' (N,4) xyxy float32, 'scores' (N,), 'labels' (N,)}].
+    """Detections per image: [{'image_id', 'boxes' (N,4) xyxy float32, 'scores' (N,), 'labels' (N,)
+    [, 'presence' (N,) from reading.pyramid]}].
 
     Boxes are in the coordinates of the images the loader yields; `loader` yields (images, targets) and
     each target carries 'image_id' and optionally 'scale' = (sx, sy), which boxes are divided by to
@@ -120,4 +121,6 @@ def run_inference(
                     "labels": det["labels"].cpu().numpy(),
                 }
             )
+            if "presence" in det:  # reading.pyramid measured each glyph's presence before merging levels
+                out[-1]["presence"] = det["presence"].float().cpu().numpy()
     return out

@@ -100,15 +100,12 @@ def default_device() -> torch.device:
 
 
 def reading_boxes(det: Mapping, read_thresh: float, dedup_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """The boxes (N,4 xyxy) and labels (N,) a number is read from: score >= read_thresh, after the
-    class-agnostic duplicate suppression at `dedup_iou` (numbers.read_number's first two rules)."""
-    scores = np.asarray(det["scores"], dtype=np.float32).reshape(-1)
-    keep = scores >= read_thresh
-    boxes = np.asarray(det["boxes"], dtype=np.float32).reshape(-1, 4)[keep]
-    labels = np.asarray(det["labels"]).reshape(-1)[keep]
-    idx = numbers.suppress_duplicates(torch.from_numpy(boxes), torch.from_numpy(scores[keep]), dedup_iou)
-    idx = np.sort(idx.numpy())
-    return boxes[idx], labels[idx]
+    """The boxes (N,4 xyxy) and labels (N,) a number is read from, in detection order: after the
+    class-agnostic duplicate suppression at `dedup_iou`, presence >= read_thresh (numbers.read_digits)."""
+    idx = sorted(i for i, _ in numbers.read_digits(det["boxes"], det["scores"], det["labels"], read_thresh,
+                                                   dedup_iou, det.get("presence")))
+    boxes = np.asarray(det["boxes"], dtype=np.float32).reshape(-1, 4)
+    return boxes[idx].reshape(-1, 4), np.asarray(det["labels"]).reshape(-1)[idx]
 
 
 def number_panel(split: Split, det: Mapping, caption: str, read_thresh: float, dedup_iou: float) -> Panel:

@@ -5,7 +5,9 @@ Rules, in order:
    higher-scoring one (per-class NMS cannot see this; it turned the report's "117" into "1117");
    the kept box's score becomes the digit's *presence*: its own score plus those of the other digits
    it suppresses at the same place (IoU >= SAME_PLACE_IOU), at most 1. An unsure glyph ("0" 0.63,
-   "8" 0.56, "9" 0.42) is surely a digit, and is read as its likeliest one instead of being dropped;
+   "8" 0.56, "9" 0.42) is surely a digit, and is read as its likeliest one instead of being dropped.
+   A glyph's presence is measured within one view of it: reading.pyramid measures it in each tile of
+   each level (presence_scores) before the levels are merged, and passes it on as 'presence';
 2. keep digits whose presence is >= the reading threshold (separate from the pred.json threshold);
 3. group the digits left into candidate numbers (reading.grouping: alike in height, on one line or in
    one column) and read the best-ranked one, left-to-right, or top-to-bottom for a stacked number;
@@ -53,16 +55,30 @@ def read_candidates(
     labels: Sequence | np.ndarray | torch.Tensor,
     score_thresh: float,
     dedup_iou: float,
+    presence: Sequence | np.ndarray | torch.Tensor | None = None,
 ) -> list[Candidate]:
-    """Candidate numbers from the digits whose presence is >= `score_thresh`, best first (rules 1-3)."""
+    """Candidate numbers from the digits whose presence is >= `score_thresh`, best first (rules 1-3).
+    `presence`: each box's presence when the detector already measured it (reading.pyramid does, in each
+    tile before merging levels, which removes the other-class boxes it is summed from); the duplicate
+    suppression of rule 1 still runs, on the scores."""
+    boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
+    labels = _as_tensor(labels, torch.int64).reshape(-1)
+    return group_digits([Digit(tuple(float(v) for v in boxes[i]), int(labels[i]) - 1, p)
+                         for i, p in read_digits(boxes, scores, labels, score_thresh, dedup_iou, presence)])
+
+
+def read_digits(boxes, scores, labels, score_thresh: float, dedup_iou: float, presence=None) -> list[tuple[int, float]]:
+    """(index, presence) of the boxes read as digits (rules 1-2), highest score first; arguments as
+    read_candidates."""
     boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
     scores = _as_tensor(scores, torch.float32).reshape(-1)
     labels = _as_tensor(labels, torch.int64).reshape(-1)
-    digits = []
-    for i, presence in digit_presence(boxes, scores, labels, dedup_iou):
-        if presence >= score_thresh:
-            digits.append(Digit(tuple(float(v) for v in boxes[i]), int(labels[i]) - 1, presence))
-    return group_digits(digits)
+    if presence is None:
+        kept = digit_presence(boxes, scores, labels, dedup_iou)
+    else:
+        presence = _as_tensor(presence, torch.float32).reshape(-1)
+        kept = [(i, float(presence[i])) for i in suppress_duplicates(boxes, scores, dedup_iou).tolist()]
+    return [(i, p) for i, p in kept if p >= score_thresh]
 
 
 def digit_presence(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
@@ -82,15 +98,25 @@ def digit_presence(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tens
     return out
 
 
+def presence_scores(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, dedup_iou: float) -> torch.Tensor:
+    """(N,) each box's presence (rule 1) as read_candidates takes it: a box kept by duplicate suppression
+    has its glyph's presence, a suppressed one 0 (its score is in its glyph's)."""
+    out = torch.zeros(len(boxes))
+    for i, p in digit_presence(boxes, scores, labels, dedup_iou):
+        out[i] = p
+    return out
+
+
 def read_number(
     boxes: Sequence | np.ndarray | torch.Tensor,
     scores: Sequence | np.ndarray | torch.Tensor,
     labels: Sequence | np.ndarray | torch.Tensor,
     score_thresh: float,
     dedup_iou: float,
+    presence: Sequence | np.ndarray | torch.Tensor | None = None,
 ) -> str:
-    """The number shown, e.g. "117", or "-1" when no digit scores >= `score_thresh`."""
-    candidates = read_candidates(boxes, scores, labels, score_thresh, dedup_iou)
+    """The number shown, e.g. "117", or "-1" when no digit's presence is >= `score_thresh`."""
+    candidates = read_candidates(boxes, scores, labels, score_thresh, dedup_iou, presence)
     return candidates[0].number if candidates else NO_NUMBER
 
 
@@ -113,18 +139,23 @@ def number_accuracy(predicted: dict[int, str], truth: dict[int, str]) -> float:
 
 
 def read_all(detections: list[dict], score_thresh: float, dedup_iou: float) -> dict[int, str]:
-    """{image_id: number} for detections [{'image_id', 'boxes', 'scores', 'labels'}, ...]."""
+    """{image_id: number} for detections [{'image_id', 'boxes', 'scores', 'labels'[, 'presence']}, ...]."""
     return {
-        d["image_id"]: read_number(d["boxes"], d["scores"], d["labels"], score_thresh, dedup_iou)
+        d["image_id"]: read_number(d["boxes"], d["scores"], d["labels"], score_thresh, dedup_iou, d.get("presence"))
         for d in detections
     }
+
+
+# Steps of 0.05, and finer at the top: a presence sums a glyph's classes, so it reaches 0.95-1.0 for a
+# letter the model splits between digits (a "B" as 3 .82 + 8 .17), and the best threshold can lie there.
+READ_THRESHOLDS = (*np.round(np.arange(0.05, 0.96, 0.05), 2).tolist(), 0.97, 0.98, 0.99)
 
 
 def tune_read_threshold(
     detections: list[dict],
     truth: dict[int, str],
     dedup_iou: float,
-    candidates: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
+    candidates: Sequence[float] = READ_THRESHOLDS,
 ) -> tuple[float, float]:
     """The reading threshold with the best number accuracy on `truth` (ties: the lowest threshold)."""
     best = (float(candidates[0]), -1.0)

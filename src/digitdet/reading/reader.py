@@ -107,14 +107,19 @@ class Reader:
     def detect(self, image) -> dict[str, torch.Tensor]:
         """Detections for one PIL RGB image, boxes in its pixels (xyxy; labels 1..10)."""
         empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64), "image_id": 0}
-        tensor, target = self.transforms(image, empty)
+        tensor, _ = self.transforms(image, empty)
         with torch.inference_mode():
             det = self.detector([tensor.to(self.device)])[0]
         boxes = det["boxes"].float().cpu()
-        sx, sy = target.get("scale", (1.0, 1.0))
+        # The eval transforms may upsample (data.upsample): boxes go back by tensor size over image size,
+        # as loaders.py's target['scale'] does for datasets.
+        sx, sy = tensor.shape[-1] / image.width, tensor.shape[-2] / image.height
         if (sx, sy) != (1.0, 1.0):
             boxes = boxes / torch.tensor([sx, sy, sx, sy])
-        return {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].cpu()}
+        out = {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].cpu()}
+        if "presence" in det:  # reading.pyramid measured each glyph's presence before merging levels
+            out["presence"] = det["presence"].float().cpu()
+        return out
 
     def read_image(self, image, name: str = "<image>", original_size: tuple[int, int] | None = None) -> Reading:
         """Read one PIL RGB image. `original_size` (width, height): the file's size when `image` was
@@ -128,7 +133,7 @@ class Reader:
             det["boxes"] = det["boxes"] * torch.tensor([fx, fy, fx, fy])
         p = self.cfg.predict
         candidates = numbers.read_candidates(det["boxes"], det["scores"], det["labels"], p.read_thresh,
-                                             p.dedup_iou)
+                                             p.dedup_iou, det.get("presence"))
         digits = [d for c in candidates for d in c.digits]
         best = candidates[0] if candidates else None
         return Reading(name, best.number if best else None, best.confidence if best else 0.0, digits,
@@ -136,8 +141,8 @@ class Reader:
 
     def read_file(self, path: str | Path) -> Reading:
         """Read one file; one that cannot be read gives a Reading with `error` (and number None). A photo
-        over cfg.load_pixels() (predict.max_pixels after data.upsample) is downscaled while loading (memory), its boxes come back in its pixels,
-        upright by its EXIF orientation."""
+        over cfg.load_pixels() (predict.max_pixels after data.upsample) is downscaled while loading (memory),
+        its boxes come back in its pixels, upright by its EXIF orientation."""
         from digitdet.data.images import exif_orientation, image_size, read_image, upright
 
         t0 = time.perf_counter()

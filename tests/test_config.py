@@ -269,3 +269,12 @@ def test_unreadable_config_is_a_config_error(tmp_path):
     bad.write_bytes(b"train:\n  lr: 0.1 # \xe9\n")
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config([bad])
+
+
+def test_load_pixels_is_the_model_budget_before_upsampling_and_the_pyramids_largest_level():
+    cfg = load_config([], [])
+    assert cfg.predict.pyramid and cfg.load_pixels() == 4_000_000  # no pyramid level is larger
+    assert load_config([], ["predict.pyramid=false"]).load_pixels() == 16_000_000
+    assert load_config([], ["predict.pyramid=false", "data.upsample=2"]).load_pixels() == 4_000_000
+    assert load_config([], ["data.upsample=2"]).load_pixels() == 1_000_000
+    assert load_config([], ["predict.max_pixels=40000", "data.upsample=2"]).load_pixels() == 10_000

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import nms
 
+from digitdet.config import PYRAMID_MAX_LEVEL_PIXELS
 from digitdet.numbers import presence_scores
 
 
@@ -45,7 +46,7 @@ class PyramidSettings:
     step: float = 2.0
     min_digit: float = 12.0
     band: tuple[float, float] = (20.0, 60.0)
-    max_level_pixels: int = 4_000_000
+    max_level_pixels: int = PYRAMID_MAX_LEVEL_PIXELS
     tile: int = 512
     overlap: int = 128
     merge_iou: float = 0.5

@@ -1,4 +1,5 @@
-"""scripts/readme_results.py: the README's generated Results section (splicing, link rewriting, copying)."""
+"""scripts/readme_results.py: the generated section of docs/results.md, the report's three studies (splicing,
+link rewriting, copying), and where scripts/study.sh points it."""
 
 import importlib.util
 
@@ -20,8 +21,8 @@ def test_lead_drops_title_and_galleries_and_points_links_into_docs():
 
 
 def test_splice_replaces_only_between_the_markers():
-    readme = f"head\n{rr.BEGIN}\nold\n{rr.END}\ntail\n"
-    assert rr.splice(readme, "new\n") == f"head\n{rr.BEGIN}\nnew\n{rr.END}\ntail\n"
+    page = f"head\n{rr.BEGIN}\nold\n{rr.END}\ntail\n"
+    assert rr.splice(page, "new\n") == f"head\n{rr.BEGIN}\nnew\n{rr.END}\ntail\n"
     for bad in ["no markers", f"{rr.END}\n{rr.BEGIN}", f"{rr.BEGIN}{rr.BEGIN}{rr.END}"]:
         with pytest.raises(ValueError, match="markers"):
             rr.splice(bad, "x")
@@ -39,29 +40,56 @@ def _study(tmp_path):
     return runs
 
 
-def test_publish_copies_reports_and_rewrites_the_section(tmp_path):
+def test_publish_copies_reports_and_rewrites_the_section_of_docs_results_md(tmp_path):
     runs = _study(tmp_path)
     readme = tmp_path / "README.md"
-    readme.write_text(f"# X\n{rr.BEGIN}\nold\n{rr.END}\n## Speed\n")
+    readme.write_text("# X\n")
+    page = tmp_path / "docs" / "results.md"
     (tmp_path / "docs" / "results").mkdir(parents=True)
+    page.write_text(f"# Results\n{rr.BEGIN}\nold\n{rr.END}\n## Other reports\n")
     (tmp_path / "docs" / "results" / "stale.png").write_bytes(b"old")
-    assert rr.main([str(runs), str(readme), str(tmp_path / "docs" / "results"), "--minutes", "37"]) == 0
-    text = readme.read_text()
-    assert text.startswith("# X\n") and text.endswith(f"{rr.END}\n## Speed\n") and "old" not in text
+    assert rr.main([str(runs), str(page), str(tmp_path / "docs" / "results"), "--minutes", "37"]) == 0
+    text = page.read_text()
+    assert text.startswith("# Results\n") and text.endswith(f"{rr.END}\n## Other reports\n") and "old" not in text
     assert "CPU cores (" in text and "took 37 min" in text and "| ablate table |" in text and "| errors table |" in text
-    assert "](docs/results/sweep.png)" in text and "g_sweep" not in text  # galleries stay in the reports
+    # links relative to docs/results.md, so they resolve from the page itself
+    assert "](results/sweep.png)" in text and "](results/ablation.md)" in text and "](docs/results/" not in text
+    assert "g_sweep" not in text  # galleries stay in the reports
+    assert readme.read_text() == "# X\n"  # the README is not touched
     docs = sorted(p.name for p in (tmp_path / "docs" / "results").iterdir())
     assert docs == ["ablate.png", "ablation.csv", "ablation.md", "errors.md", "errors.png", "sweep.md", "sweep.png"]
 
 
 def test_publish_refuses_a_missing_report_or_markers_and_writes_nothing(tmp_path, capsys):
     runs = _study(tmp_path)
-    readme = tmp_path / "README.md"
-    readme.write_text("# no markers\n")
-    docs = tmp_path / "docs"
-    assert rr.main([str(runs), str(readme), str(docs)]) == 2
-    assert "markers" in capsys.readouterr().err and not docs.exists() and readme.read_text() == "# no markers\n"
+    page = tmp_path / "results.md"
+    page.write_text("# no markers\n")
+    docs = tmp_path / "results"
+    assert rr.main([str(runs), str(page), str(docs)]) == 2
+    assert "markers" in capsys.readouterr().err and not docs.exists() and page.read_text() == "# no markers\n"
     (runs / "sweep" / "sweep.md").unlink()
-    readme.write_text(f"{rr.BEGIN}\n{rr.END}\n")
-    assert rr.main([str(runs), str(readme), str(docs)]) == 2
+    page.write_text(f"{rr.BEGIN}\n{rr.END}\n")
+    assert rr.main([str(runs), str(page), str(docs)]) == 2
     assert "sweep.md: not found" in capsys.readouterr().err and not docs.exists()
+
+
+def test_the_markers_are_in_docs_results_md_and_study_sh_writes_there():
+    """study.sh would fail at its last step (or rewrite the README) if the markers moved again."""
+    page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    rr.splice(page, "")  # the markers once each, begin before end
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert rr.BEGIN not in readme and rr.END not in readme
+    study = (ROOT / "scripts" / "study.sh").read_text(encoding="utf-8")
+    assert 'readme_results.py "$runs" docs/results.md docs/results' in study
+
+
+def test_the_published_section_links_resolve():
+    """Every relative link between the markers of docs/results.md points at a file that exists."""
+    import re
+
+    page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    section = page.split(rr.BEGIN)[1].split(rr.END)[0]
+    links = re.findall(r"\]\(([^)#\s]+)\)", section)
+    assert links and all(not link.startswith("docs/") for link in links)
+    missing = [link for link in links if not (ROOT / "docs" / link).exists()]
+    assert not missing, missing

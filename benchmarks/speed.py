@@ -144,9 +144,9 @@ def _accuracy(spec: dict, cfg, fn) -> dict:
     from torch.utils.data import Subset
 
     from digitdet.data.coco import DigitDataset
+    from digitdet.data.loaders import inference_loader
     from digitdet.data.transforms import build_transforms
     from digitdet.evaluate import score_detections
-    from digitdet.loaders import inference_loader
 
     ds = DigitDataset(Path(spec["eval_dir"]) / "test", Path(spec["eval_dir"]) / "test.json",
                       transforms=build_transforms(cfg.data, train=False))
@@ -168,8 +168,8 @@ def child_train(spec: dict) -> dict:
     from torch.utils.data import DataLoader
 
     from digitdet.data.coco import collate_detection
+    from digitdet.data.loaders import make_dataset
     from digitdet.engine import train_one_epoch
-    from digitdet.loaders import make_dataset
 
     device = torch.device(spec["device"])
     cfg, model = _cfg_and_model(spec, device)

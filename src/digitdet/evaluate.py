@@ -10,9 +10,9 @@ from torch import nn
 from digitdet import metrics, numbers
 from digitdet.config import Config
 from digitdet.data.coco import CocoData
+from digitdet.data.loaders import base_dataset, inference_loader, make_dataset
 from digitdet.engine import run_inference
 from digitdet.errors import DataError
-from digitdet.loaders import base_dataset, inference_loader, make_dataset
 from digitdet.reading.pyramid import for_inference
 
 

@@ -7,7 +7,7 @@ import torch
 from digitdet import pretrain as pretrain_mod
 from digitdet.cli import main
 from digitdet.config import load_config
-from digitdet.data.glyph_crops import NO_DIGIT, make_crops
+from digitdet.data.synth.glyph_crops import NO_DIGIT, make_crops
 from digitdet.errors import ConfigError, DigitdetError
 from digitdet.model import build_model
 from digitdet.pretrain import TRUNK_FORMAT, PretrainSettings, pretrain

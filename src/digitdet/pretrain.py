@@ -98,7 +98,7 @@ def to_batch(crops: np.ndarray, gen: torch.Generator | None = None) -> torch.Ten
 def _crops(s: PretrainSettings, first: int, count: int, desc: str, progress: bool):
     from tqdm import tqdm
 
-    from digitdet.data.glyph_crops import make_crops
+    from digitdet.data.synth.glyph_crops import make_crops
 
     with tqdm(total=count, unit="img", desc=desc, disable=not progress) as bar:
         return make_crops(s.seed, first, count, short_side=s.short_side, size=s.crop,

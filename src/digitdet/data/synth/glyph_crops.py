@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digitdet.data.synth import map_renders, sample_rng
-from digitdet.data.synth_scene import render_sample
+from digitdet.data.synth.generate import map_renders, sample_rng
+from digitdet.data.synth.scene import render_sample
 
 PRETRAIN_SPLIT = 3  # synth splits 0, 1, 2 are train, valid, test
 NO_DIGIT = 10  # class index of "no digit centred here" (digits are 0..9)

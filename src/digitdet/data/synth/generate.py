@@ -5,14 +5,14 @@
     render_sample(numpy.random.default_rng(...)) -> Sample(image, boxes, labels, masks)
 
 `modes` mixes the generator's modes by weight, e.g. {"crop": 0.4, "tight": 0.2, "plaque": 0.2, "scene": 0.2}
-(SVHN-like crops, tight crops, house-number plaques, wall scenes with the number small; see synth_modes).
+(SVHN-like crops, tight crops, house-number plaques, wall scenes with the number small; see data.synth.modes).
 None is the crop mode alone, byte-identical to the data made before modes existed.
 
 Image `i` (ids from 1) of split number `k` (train 0, valid 1, test 2) is drawn from
 `numpy.random.default_rng([seed, k, i])` alone, so the output is byte-identical for a seed whatever the
 number of worker processes. Fonts come from the font-* packages and matplotlib, textures from
 scikit-image's bundled photos: nothing is downloaded. The look and the box rule are described in
-synth_render / synth_scene.
+data.synth.render / data.synth.scene.
 
 Every generated folder holds SYNTH_MARKER (seed, counts, modes, fonts and textures used). Only a missing or
 empty folder, or one holding that marker, is ever written: generating never replaces a user's data.
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitdet.data import synth_style
-from digitdet.data.synth_modes import MODES, check_modes, parse_modes, render_mixed
-from digitdet.data.synth_render import Sample
-from digitdet.data.synth_scene import render_sample
+from digitdet.data.synth import style as synth_style
+from digitdet.data.synth.modes import MODES, check_modes, parse_modes, render_mixed
+from digitdet.data.synth.render import Sample
+from digitdet.data.synth.scene import render_sample
 from digitdet.errors import DataError
 from digitdet.io import atomic_dir, atomic_path, write_json
 
@@ -144,7 +144,7 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
                      progress: bool = True, modes: dict[str, float] | None = None) -> dict:
     """Write OUT/{split}/1.png... and OUT/{split}.json (COCO) for each split with a count > 0.
 
-    modes: {mode: weight} over synth_modes.MODES (None: {"crop": 1.0}); each image's mode is drawn from
+    modes: {mode: weight} over modes.MODES (None: {"crop": 1.0}); each image's mode is drawn from
     its own generator, so the output stays byte-identical for a seed whatever the number of workers.
 
     The folder is built beside OUT and moved into place only when complete; OUT must be missing, empty or

@@ -4,7 +4,7 @@ A plaque is a number (serif, sans or thin modern numerals; flat, brushed metal o
 shadow), often a street or house name in smaller letters above or below it, on a plate (flat colour,
 brushed steel/brass, painted wood or slate, sometimes none: numerals straight on the cladding), with
 screws, a border, the plate's own edge and shadow. Everything is in plane coordinates at render scale
-(digit height about R); synth_compose turns it into an image with boxes.
+(digit height about R); compose turns it into an image with boxes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from digitdet.data import synth_style as sty
-from digitdet.data.synth_compose import (
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.compose import (
     brushed,
     canvas_for,
     finish,
@@ -28,7 +28,7 @@ from digitdet.data.synth_compose import (
     warped_boxes,
     words,
 )
-from digitdet.data.synth_render import (
+from digitdet.data.synth.render import (
     Glyph,
     Sample,
     Style,
@@ -45,7 +45,7 @@ METALS = ((0.78, 0.78, 0.80), (0.62, 0.63, 0.66), (0.80, 0.64, 0.32), (0.72, 0.4
 
 @lru_cache(maxsize=1)
 def _font_groups() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(thin/light modern sans, serif, other upright) font files among synth_style.font_files()."""
+    """(thin/light modern sans, serif, other upright) font files among style.font_files()."""
     thin, serif, other = [], [], []
     for f in sty.font_files():
         name = os.path.basename(f)

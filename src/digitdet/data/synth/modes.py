@@ -1,13 +1,13 @@
 """Synthetic generator modes, each `rng -> Sample`, and how a dataset mixes them by weight.
 
-    crop    SVHN-like crops (synth_scene.render_sample, unchanged)
+    crop    SVHN-like crops (scene.render_sample, unchanged)
     tight   tight crops: the digits fill 60-95 % of the height, outer digits sometimes cut by the border,
             the crop sometimes stretched (x 0.6-1.6), SVHN-sized images
-    plaque  a house-number plaque filling much of the frame (synth_plaque)
+    plaque  a house-number plaque filling much of the frame (plaque)
     scene   a window of a wall with the number small beside words, small print, windows, doors and
-            other signs (synth_wall)
+            other signs (wall)
 
-All modes share the box rule of synth_render: tight boxes from final-resolution masks, a digit boxed iff
+All modes share the box rule of render: tight boxes from final-resolution masks, a digit boxed iff
 >= 50 % of its ink is inside the image (never 30-70 %), letters and text never boxed as digits (the
 number's letter and, in the crop mode, cut neighbours are boxed as lookalikes).
 
@@ -23,12 +23,12 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from digitdet.data import synth_style as sty
-from digitdet.data.synth_compose import canvas_for, finish, first_draw, warp_patch, warped_boxes
-from digitdet.data.synth_plaque import render_plaque
-from digitdet.data.synth_render import Sample, layout, number_chars, sample_style, translate
-from digitdet.data.synth_scene import draw_plate, render_sample
-from digitdet.data.synth_wall import render_scene
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.compose import canvas_for, finish, first_draw, warp_patch, warped_boxes
+from digitdet.data.synth.plaque import render_plaque
+from digitdet.data.synth.render import Sample, layout, number_chars, sample_style, translate
+from digitdet.data.synth.scene import draw_plate, render_sample
+from digitdet.data.synth.wall import render_scene
 from digitdet.errors import DataError
 
 MODES = ("crop", "tight", "plaque", "scene")

@@ -1,6 +1,6 @@
 """Assemble one synthetic sample: number, clutter, plate, wall, warp, camera degradations, boxes.
 
-See synth_render for the glyph helpers and the box rule."""
+See render for the glyph helpers and the box rule."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from digitdet.data import synth_style as sty
-from digitdet.data.synth_render import (
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.render import (
     LOOKALIKE_MIN_VISIBLE,
     MAX_SIDE,
     MIN_VISIBLE,

@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from digitdet.data import synth_style as sty
+from digitdet.data.synth import style as sty
 
 COUNT_P = np.array([0.19, 0.638, 0.159, 0.011, 0.002])
 DIGIT_P = np.array([6.7, 19.6, 15.9, 11.1, 9.7, 9.2, 7.6, 7.8, 6.4, 6.1])

@@ -1,9 +1,9 @@
-"""Shared geometry and last steps of the tight / plaque / scene synthetic modes (see synth_modes).
+"""Shared geometry and last steps of the tight / plaque / scene synthetic modes (see modes).
 
 A mode draws everything but the number's digits onto a premultiplied canvas (P0 colour * alpha, A0 alpha)
 in "plane coordinates" (the wall or plate, render scale: the digits are about R px tall there), lays the
 number out as glyphs in the same coordinates, and chooses a homography H from the plane to the crop.
-`finish` then applies the box rule of synth_render exactly as the crop mode does: every digit's ink is
+`finish` then applies the box rule of render exactly as the crop mode does: every digit's ink is
 warped like the image, a digit gets a box iff >= 50 % of its ink lies inside the image (a draw that would
 leave one 30-70 % inside is refused, so no digit is near the line), and the box is the tight box of its
 final-resolution mask. Letters and every other mark are never boxed as digits; the number's own letter
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digitdet.data import synth_style as sty
-from digitdet.data.synth_render import (
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.render import (
     LOOKALIKE_MIN_VISIBLE,
     MIN_VISIBLE,
     Glyph,
@@ -30,11 +30,11 @@ from digitdet.data.synth_render import (
     tight_box,
     translate,
 )
-from digitdet.data.synth_scene import CUT_BAND, VIS_MIN, VIS_TAIL, camera, degrade, warp_layer
+from digitdet.data.synth.scene import CUT_BAND, VIS_MIN, VIS_TAIL, camera, degrade, warp_layer
 from digitdet.errors import DataError
 
 # Words for lines of text (street and house names, shop signs): only letters that cannot pass for a digit
-# (synth_style.LETTERS), so a line of text never holds something a reader could call a digit.
+# (style.LETTERS), so a line of text never holds something a reader could call a digit.
 _VOCAB_TEXT = (
     "PARK LANE AVENUE WAY MARKET CHURCH CEDAR MAPLE ELM WALNUT CHERRY VALLEY HEATHER FERN DUKE KENT TEMPLE "
     "HALL FARM ACRE UPPER PARKWAY ARCADE CAFE DENTAL RENT CENTER NEW TERRACE PLACE YARD MEWS NURSERY HARPER "

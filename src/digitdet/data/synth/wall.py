@@ -2,7 +2,7 @@
 
 The number (on a plaque or straight on the wall, sometimes followed or preceded by words on the same
 baseline, like "303 PARK LANE") is 12-35 % of the image height; around it: windows, a door, another sign,
-notices of small print, pipes, cables and lamps. Every piece of text uses letters only (synth_style.LETTERS),
+notices of small print, pipes, cables and lamps. Every piece of text uses letters only (style.LETTERS),
 so the house number's digits are the only digits in the picture and the only boxes. Short side 120-240 px,
 long side <= 400.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitdet.data import synth_style as sty
-from digitdet.data.synth_compose import (
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.compose import (
     canvas_for,
     finish,
     first_draw,
@@ -22,7 +22,7 @@ from digitdet.data.synth_compose import (
     warped_boxes,
     words,
 )
-from digitdet.data.synth_plaque import (
+from digitdet.data.synth.plaque import (
     brush_numerals,
     camera_angles,
     draw_plaque,
@@ -34,7 +34,7 @@ from digitdet.data.synth_plaque import (
     text_lines,
     union_box,
 )
-from digitdet.data.synth_render import Glyph, Sample, composite, translate
+from digitdet.data.synth.render import Glyph, Sample, composite, translate
 
 MAX_RENDER_PX = 30_000  # render at most this many pixels; larger images are upscaled at the end
 

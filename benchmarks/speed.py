@@ -35,9 +35,9 @@ REPORT_OVERRIDES = ["model.min_size=[800]", "model.max_size=1333"]  # torchvisio
 def _cfg_and_model(spec: dict, device):
     import torch
 
-    from digitdet.checkpoint import model_from_checkpoint
     from digitdet.config import load_config
     from digitdet.model import build_model
+    from digitdet.model.checkpoint import model_from_checkpoint
 
     if spec.get("checkpoint"):
         cfg, model, _ = model_from_checkpoint(spec["checkpoint"], device=device)
@@ -51,7 +51,7 @@ def _checkpoint_cfg(path: str):
     """The config model_from_checkpoint would give, without building the model (ONNX rows)."""
     from dataclasses import replace
 
-    from digitdet.checkpoint import config_from_checkpoint, load_checkpoint
+    from digitdet.model.checkpoint import config_from_checkpoint, load_checkpoint
 
     ckpt = load_checkpoint(path)
     cfg = config_from_checkpoint(ckpt)
@@ -98,7 +98,7 @@ def child_infer(spec: dict) -> dict:
 
     device = torch.device(spec["device"])
     if spec.get("onnx"):  # ONNX rows always come from a checkpoint: its config drives the data pipeline
-        from digitdet.onnx_runtime import onnx_runner
+        from digitdet.model.onnx_runtime import onnx_runner
 
         cfg, fn = _checkpoint_cfg(spec["checkpoint"]), onnx_runner(spec["onnx"], False, device=spec["device"])
     else:
@@ -341,7 +341,7 @@ def machine(device: str) -> str:
 
     if device == "cuda":
         return f"GPU {torch.cuda.get_device_name(0)} (AMP on), torch {torch.__version__}"
-    from digitdet.onnx_runtime import cpu_cores, cpu_name
+    from digitdet.model.onnx_runtime import cpu_cores, cpu_name
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (f"CPU {cpu_name()}, {cpu_cores()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -383,7 +383,7 @@ def notes(rows: list[dict], args, ckpt: str) -> list[str]:
             out.append(f"- Export {key}: vs eager on {e['verified_images']} verification images: same number "
                        f"read on {e['same_numbers']}, max box diff {e['max_box_diff_px']:.2g} px, max score diff "
                        f"{e['max_score_diff']:.2g}.")
-    from digitdet.onnx_runtime import cpu_cores
+    from digitdet.model.onnx_runtime import cpu_cores
 
     if args.load_start > 0.5 * cpu_cores():  # measured before this script started any work
         out.append(f"- WARNING: the machine was busy before this run (1-minute load average {args.load_start:.1f} "

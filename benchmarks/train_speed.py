@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from digitdet.onnx_runtime import cpu_cores, cpu_name
+    from digitdet.model.onnx_runtime import cpu_cores, cpu_name
 
     torch.set_num_threads(cpu_cores())
     names = args.variants or list(VARIANTS)

@@ -11,7 +11,7 @@ from digitdet.config import load_config
 from digitdet.errors import DigitdetError
 from digitdet.export import BOX_TOL_PX, ExactResize, compare_detections, export_onnx
 from digitdet.model import build_model
-from digitdet.onnx_runtime import make_session, onnx_runner
+from digitdet.model.onnx_runtime import make_session, onnx_runner
 from digitdet.predict import predict_folder
 from tiny import CPU, SVHN4, TINY, make_tiny_dataset
 
@@ -62,8 +62,8 @@ def test_exact_resize_gives_torchvision_sizes(min_size, max_size):
 
 
 def test_export_leaves_the_model_untouched(exported):
-    from digitdet.checkpoint import model_from_checkpoint
     from digitdet.export import trace_to_onnx
+    from digitdet.model.checkpoint import model_from_checkpoint
 
     ckpt, _, _, _ = exported
     _, model, _ = model_from_checkpoint(ckpt)
@@ -125,10 +125,10 @@ def test_int8_export_runs_and_is_smaller(exported, tmp_path):
     default 0.65 random weights read '-1' everywhere, which any two models agree on)."""
     import copy
 
-    from digitdet.checkpoint import model_from_checkpoint
     from digitdet.export import verification_images, verify_onnx
+    from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.model.onnx_runtime import run_image
     from digitdet.numbers import read_number
-    from digitdet.onnx_runtime import run_image
 
     ckpt, _, _, _ = exported
     path = tmp_path / "int8.onnx"

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from digitdet import train as train_mod
-from digitdet.checkpoint import load_checkpoint, model_from_checkpoint
 from digitdet.config import load_config
 from digitdet.errors import DigitdetError, TrainingError
 from digitdet.model import build_model
+from digitdet.model.checkpoint import load_checkpoint, model_from_checkpoint
 from tiny import CPU, TINY, make_tiny_dataset
 
 

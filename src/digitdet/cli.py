@@ -75,9 +75,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     import torch
 
     from digitdet import io
-    from digitdet.checkpoint import model_from_checkpoint
     from digitdet.evaluate import evaluate_split
     from digitdet.metrics import format_stats
+    from digitdet.model.checkpoint import model_from_checkpoint
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, model, _ = model_from_checkpoint(a.checkpoint, tuple(a.overrides), device=device)
@@ -97,7 +97,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
     runner = None
     if a.onnx:
-        from digitdet.onnx_runtime import onnx_runner
+        from digitdet.model.onnx_runtime import onnx_runner
 
         runner = onnx_runner(a.onnx, progress=not a.quiet)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from digitdet import io
-from digitdet.checkpoint import model_from_checkpoint
 from digitdet.config import load_config
 from digitdet.data.coco import DigitDataset, load_coco, split_paths
 from digitdet.data.loaders import inference_loader
@@ -16,6 +15,7 @@ from digitdet.data.transforms import build_transforms
 from digitdet.engine import run_inference
 from digitdet.errors import DataError
 from digitdet.evaluate import score_detections, truth_numbers
+from digitdet.model.checkpoint import model_from_checkpoint
 from digitdet.predict import gallery, write_predictions
 from digitdet.reading.pyramid import for_inference
 from digitdet.train import fit

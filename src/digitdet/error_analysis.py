@@ -147,7 +147,7 @@ def analyse_errors(
 ) -> dict:
     """Read every image of `split` with the checkpoint's settings, classify the wrong numbers and write
     OUT/errors.md, errors.json and errors_<kind>.png (truth boxes green, read boxes red)."""
-    from digitdet.checkpoint import model_from_checkpoint
+    from digitdet.model.checkpoint import model_from_checkpoint
 
     out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent / "errors"
     device = default_device()

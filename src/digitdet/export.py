@@ -32,11 +32,11 @@ from torch.nn import functional as F
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from digitdet import io, numbers
-from digitdet.checkpoint import model_from_checkpoint
 from digitdet.config import Config
 from digitdet.data.coco import IMAGE_SUFFIXES, read_image
 from digitdet.data.transforms import build_transforms
 from digitdet.errors import DigitdetError, first_line
+from digitdet.model.checkpoint import model_from_checkpoint
 
 DEFAULT_OPSET = 17  # torchvision detection needs >= 11; 17 is well supported by onnxruntime >= 1.14
 MIN_OPSET = 11
@@ -246,7 +246,7 @@ def verify_onnx(model: torch.nn.Module, onnx_path: str | Path, images: list[tupl
 
     `strict_boxes=False` (int8 models) reports box and score differences without holding them to the
     float32 tolerances; different numbers read are problems either way."""
-    from digitdet.onnx_runtime import make_session, run_image
+    from digitdet.model.onnx_runtime import make_session, run_image
 
     session = make_session(onnx_path)
     problems: list[str] = []

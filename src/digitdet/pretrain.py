@@ -51,7 +51,7 @@ class GlyphClassifier(nn.Module):
 
     def __init__(self, backbone: str, norm: str, layers: int):
         super().__init__()
-        from digitdet.model import make_trunk
+        from digitdet.model.build import make_trunk
 
         trunk = make_trunk(backbone, norm)
         self.trunk = trunk

@@ -36,7 +36,7 @@ from digitdet.error_analysis import (
 from digitdet.errors import DigitdetError
 from digitdet.evaluate import score_detections
 from digitdet.experiments import Column, csv_table, markdown_table
-from digitdet.model import set_postprocess
+from digitdet.model.build import set_postprocess
 from digitdet.viz import save_gallery
 
 PARAMS = {"nms": "nms_thresh", "score": "score_thresh", "read": "read_thresh", "dedup": "dedup_iou"}
@@ -150,7 +150,7 @@ def run_sweep(checkpoint: str | Path, data_dir: str | Path, specs: Sequence[str]
               examples: int = 12, progress: bool = True) -> dict:
     """Sweep the parameters of `specs` (see parse_sweep) and write OUT/sweep.md, sweep.csv, sweep.json and
     the example galleries; returns {'reference': setting, 'rows': [...], 'images': n}."""
-    from digitdet.checkpoint import model_from_checkpoint
+    from digitdet.model.checkpoint import model_from_checkpoint
 
     sweep = parse_sweep(specs)
     if not sweep:

@@ -19,13 +19,13 @@ from torch import nn
 
 from digitdet import distributed, io, numbers
 from digitdet.budget import StepBudget
-from digitdet.checkpoint import load_checkpoint, load_model_weights, model_from_checkpoint, save_checkpoint
 from digitdet.config import Config
 from digitdet.data.loaders import make_dataset, train_loader
 from digitdet.engine import train_one_epoch
 from digitdet.errors import ConfigError, DigitdetError, first_line
 from digitdet.evaluate import evaluate_split, truth_numbers
-from digitdet.model import build_model
+from digitdet.model.build import build_model
+from digitdet.model.checkpoint import load_checkpoint, load_model_weights, model_from_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:

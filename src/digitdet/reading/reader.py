@@ -68,7 +68,7 @@ def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
     """Write a training checkpoint's model as a packed reader: float16 weights, the merged config, the
     tuned reading threshold and `meta` (data, command, metrics), loadable with weights_only=True."""
     from digitdet import io
-    from digitdet.checkpoint import load_checkpoint
+    from digitdet.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     packed = {"config": ckpt["config"], "read_thresh": float(ckpt.get("read_thresh") or 0.65),
@@ -80,7 +80,7 @@ def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
 
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
     """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True."""
-    from digitdet.checkpoint import model_from_checkpoint, model_from_state
+    from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
 
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)

@@ -46,7 +46,7 @@ def model_from_state(state: dict[str, Any], overrides=(), device: str | torch.de
     optional 'read_thresh' (a training checkpoint or a packed reader); `where` names it in errors."""
     from dataclasses import replace
 
-    from digitdet.model import build_model
+    from digitdet.model.build import build_model
 
     cfg = config_from_checkpoint(state, overrides)
     if state.get("read_thresh") is not None and not any(o.startswith("predict.read_thresh") for o in overrides):

@@ -131,7 +131,7 @@ def resolve_weights(path: str) -> Path:
     """A file path, or `bundled:NAME` for a trunk shipped inside the package."""
     if path.startswith(BUNDLED):
         name = path[len(BUNDLED):]
-        file = Path(__file__).resolve().parent / "weights" / f"{name}.pt"
+        file = Path(__file__).resolve().parent.parent / "weights" / f"{name}.pt"
         if not file.is_file():
             shipped = sorted(p.stem for p in file.parent.glob("*.pt")) if file.parent.is_dir() else []
             raise ConfigError(f"model.backbone_weights: no bundled trunk {name!r} (shipped: {shipped or 'none'})")

@@ -25,7 +25,8 @@ from digitdet.engine import train_one_epoch
 from digitdet.errors import ConfigError, DigitdetError, first_line
 from digitdet.evaluate import evaluate_split, truth_numbers
 from digitdet.model.build import build_model
-from digitdet.model.checkpoint import load_checkpoint, load_model_weights, model_from_checkpoint, save_checkpoint
+from digitdet.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from digitdet.model.packed import load_model_weights
 
 
 def seed_everything(seed: int) -> None:

@@ -59,13 +59,3 @@ def model_from_state(state: dict[str, Any], overrides=(), device: str | torch.de
     except RuntimeError as exc:
         raise ConfigError(f"{where}: weights do not fit the configured model ({first_line(exc)})") from None
     return cfg, model.to(device).eval()
-
-
-def load_model_weights(path: str) -> dict[str, torch.Tensor]:
-    """Whole-model weights (float32) from a checkpoint file, or from the bundled reader ("bundled:reader")."""
-    if path == "bundled:reader":
-        from digitdet.reading.reader import bundled_reader_path, load_packed
-
-        packed = load_packed(bundled_reader_path())
-        return {k: v.float() for k, v in packed["model"].items()}
-    return load_checkpoint(path)["model"]

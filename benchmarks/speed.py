@@ -102,7 +102,7 @@ def child_infer(spec: dict) -> dict:
 
         cfg, fn = _checkpoint_cfg(spec["checkpoint"]), onnx_runner(spec["onnx"], False, device=spec["device"])
     else:
-        from digitdet.engine import run_inference
+        from digitdet.model.inference import run_inference
 
         cfg, model = _cfg_and_model(spec, device)
         model.eval()

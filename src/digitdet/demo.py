@@ -12,10 +12,10 @@ from digitdet.config import load_config
 from digitdet.data.coco import DigitDataset, load_coco, split_paths
 from digitdet.data.loaders import inference_loader
 from digitdet.data.transforms import build_transforms
-from digitdet.engine import run_inference
 from digitdet.errors import DataError
 from digitdet.evaluate import score_detections, truth_numbers
 from digitdet.model.checkpoint import model_from_checkpoint
+from digitdet.model.inference import run_inference
 from digitdet.predict import gallery, write_predictions
 from digitdet.reading.pyramid import for_inference
 from digitdet.train import fit

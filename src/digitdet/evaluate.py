@@ -11,8 +11,8 @@ from digitdet import metrics, numbers
 from digitdet.config import Config
 from digitdet.data.coco import CocoData
 from digitdet.data.loaders import base_dataset, inference_loader, make_dataset
-from digitdet.engine import run_inference
 from digitdet.errors import DataError
+from digitdet.model.inference import run_inference
 from digitdet.reading.pyramid import for_inference
 
 

@@ -17,7 +17,7 @@ from digitdet.data.folder import ImageFolder
 from digitdet.data.images import read_image
 from digitdet.data.loaders import SkipFailed, inference_loader
 from digitdet.data.transforms import build_transforms
-from digitdet.engine import run_inference
+from digitdet.model.inference import run_inference
 from digitdet.reading.pyramid import for_inference
 from digitdet.reading.reader import load_model
 from digitdet.viz import Panel, save_gallery

@@ -190,7 +190,7 @@ def child_train(spec: dict) -> dict:
 
 
 def child_export(spec: dict) -> dict:
-    from digitdet.export import export_onnx
+    from digitdet.reading.export import export_onnx
 
     r = export_onnx(spec["checkpoint"], spec["out"], quantize=spec.get("quantize", False))
     return {"bytes": r["bytes"], "max_box_diff_px": r["verify"]["max_box_diff_px"],

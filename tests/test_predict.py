@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from digitdet.errors import DataError
-from digitdet.predict import pred_csv_text, predict_folder
+from digitdet.reading.predict import pred_csv_text, predict_folder
 from tiny import SVHN4, train_tiny
 
 

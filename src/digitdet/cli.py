@@ -93,7 +93,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from digitdet.predict import predict_folder
+    from digitdet.reading.predict import predict_folder
 
     runner = None
     if a.onnx:

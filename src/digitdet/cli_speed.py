@@ -6,7 +6,7 @@ import argparse
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from digitdet.export import export_onnx
+    from digitdet.reading.export import export_onnx
 
     result = export_onnx(a.checkpoint, a.out, opset=a.opset, verify_images=a.verify or (),
                          overrides=tuple(a.overrides), quantize=a.int8)

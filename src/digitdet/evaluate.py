@@ -7,12 +7,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from digitdet import metrics, numbers
+from digitdet import metrics
 from digitdet.config import Config
 from digitdet.data.coco import CocoData
 from digitdet.data.loaders import base_dataset, inference_loader, make_dataset
 from digitdet.errors import DataError
 from digitdet.model.inference import run_inference
+from digitdet.reading import numbers
 from digitdet.reading.pyramid import for_inference
 
 

@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitdet import io, numbers
+from digitdet import io
 from digitdet.config import Config, load_config
 from digitdet.error_analysis import default_device, open_split, timed_inference
 from digitdet.errors import DigitdetError
 from digitdet.evaluate import score_detections
 from digitdet.metrics import STAT_NAMES
 from digitdet.model.checkpoint import model_from_checkpoint
+from digitdet.reading import numbers
 from digitdet.train import fit
 
 BASELINE = "baseline"

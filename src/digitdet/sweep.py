@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitdet import io, numbers
+from digitdet import io
 from digitdet.error_analysis import (
     CELL,
     Split,
@@ -37,6 +37,7 @@ from digitdet.errors import DigitdetError
 from digitdet.evaluate import score_detections
 from digitdet.experiments import Column, csv_table, markdown_table
 from digitdet.model.build import set_postprocess
+from digitdet.reading import numbers
 from digitdet.viz import save_gallery
 
 PARAMS = {"nms": "nms_thresh", "score": "score_thresh", "read": "read_thresh", "dedup": "dedup_iou"}

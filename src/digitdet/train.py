@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitdet import distributed, io, numbers
+from digitdet import distributed, io
 from digitdet.budget import StepBudget
 from digitdet.config import Config
 from digitdet.data.loaders import make_dataset, train_loader
@@ -27,6 +27,7 @@ from digitdet.evaluate import evaluate_split, truth_numbers
 from digitdet.model.build import build_model
 from digitdet.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from digitdet.model.packed import load_model_weights
+from digitdet.reading import numbers
 
 
 def seed_everything(seed: int) -> None:

@@ -1,4 +1,4 @@
-"""Run an exported detector (see digitdet.export) with ONNX Runtime instead of torch.
+"""Run an exported detector (see digitdet.reading.export) with ONNX Runtime instead of torch.
 
     runner = onnx_runner("model.onnx")         # a predict.Runner: DataLoader -> detections
     predict_folder(ckpt, images, out, runner=runner)

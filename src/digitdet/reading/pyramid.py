@@ -36,7 +36,7 @@ from torch import nn
 from torchvision.ops import nms
 
 from digitdet.config import PYRAMID_MAX_LEVEL_PIXELS
-from digitdet.numbers import presence_scores
+from digitdet.reading.numbers import presence_scores
 
 
 @dataclass(frozen=True)

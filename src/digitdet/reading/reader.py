@@ -87,7 +87,7 @@ class Reader:
     def read_image(self, image, name: str = "<image>", original_size: tuple[int, int] | None = None) -> Reading:
         """Read one PIL RGB image. `original_size` (width, height): the file's size when `image` was
         downscaled on load; boxes are then mapped back to it."""
-        from digitdet import numbers
+        from digitdet.reading import numbers
 
         t0 = time.perf_counter()
         det = self.detect(image)

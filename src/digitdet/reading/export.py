@@ -31,12 +31,13 @@ import torchvision
 from torch.nn import functional as F
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from digitdet import io, numbers
+from digitdet import io
 from digitdet.config import Config
 from digitdet.data.coco import IMAGE_SUFFIXES, read_image
 from digitdet.data.transforms import build_transforms
 from digitdet.errors import DigitdetError, first_line
 from digitdet.model.checkpoint import model_from_checkpoint
+from digitdet.reading import numbers
 
 DEFAULT_OPSET = 17  # torchvision detection needs >= 11; 17 is well supported by onnxruntime >= 1.14
 MIN_OPSET = 11

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitdet import io, metrics, numbers
+from digitdet import io, metrics
 from digitdet.config import Config
 from digitdet.data.coco import DigitDataset
 from digitdet.data.folder import ImageFolder
@@ -18,6 +18,7 @@ from digitdet.data.images import read_image
 from digitdet.data.loaders import SkipFailed, inference_loader
 from digitdet.data.transforms import build_transforms
 from digitdet.model.inference import run_inference
+from digitdet.reading import numbers
 from digitdet.reading.pyramid import for_inference
 from digitdet.reading.reader import load_model
 from digitdet.viz import Panel, save_gallery

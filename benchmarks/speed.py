@@ -146,7 +146,7 @@ def _accuracy(spec: dict, cfg, fn) -> dict:
     from digitdet.data.coco import DigitDataset
     from digitdet.data.loaders import inference_loader
     from digitdet.data.transforms import build_transforms
-    from digitdet.evaluate import score_detections
+    from digitdet.training.evaluate import score_detections
 
     ds = DigitDataset(Path(spec["eval_dir"]) / "test", Path(spec["eval_dir"]) / "test.json",
                       transforms=build_transforms(cfg.data, train=False))
@@ -169,7 +169,7 @@ def child_train(spec: dict) -> dict:
 
     from digitdet.data.coco import collate_detection
     from digitdet.data.loaders import make_dataset
-    from digitdet.engine import train_one_epoch
+    from digitdet.training.engine import train_one_epoch
 
     device = torch.device(spec["device"])
     cfg, model = _cfg_and_model(spec, device)

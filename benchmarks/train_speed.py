@@ -65,10 +65,10 @@ def measure(name: str, overrides: list[str], data: Path, steps: int) -> dict:
     from digitdet.config import load_config
     from digitdet.data.coco import collate_detection
     from digitdet.data.loaders import inference_loader, make_dataset
-    from digitdet.engine import train_one_epoch
     from digitdet.model import build_model, count_parameters
     from digitdet.model.inference import run_inference
-    from digitdet.train import make_optimizer
+    from digitdet.training.engine import train_one_epoch
+    from digitdet.training.fit import make_optimizer
 
     cfg = load_config([CPU], overrides)
     torch.set_flush_denormal(True)  # as train.fit does: pretrained weights make subnormal floats

@@ -35,9 +35,9 @@ def run(variant: str, budget: int, data: Path, out: Path) -> dict:
     import torch
 
     from digitdet.config import load_config
-    from digitdet.evaluate import evaluate_split
     from digitdet.model.checkpoint import model_from_checkpoint
-    from digitdet.train import fit
+    from digitdet.training.evaluate import evaluate_split
+    from digitdet.training.fit import fit
 
     prefix, overrides, _ = VARIANTS[variant]
     folder = out / f"{prefix}_{budget}"

@@ -194,9 +194,9 @@ def test_train_amp_false_turns_mixed_precision_off_at_inference(trained, tmp_pat
 
     import torch
 
-    from digitdet.evaluate import evaluate_split
     from digitdet.model import inference
     from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.training.evaluate import evaluate_split
 
     # (autocast on CUDA with amp on cannot be checked here: torch disables it on a machine without CUDA)
     assert not inference.autocast(torch.device("cuda"), False)._enabled

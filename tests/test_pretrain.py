@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from digitdet import pretrain as pretrain_mod
 from digitdet.cli import main
 from digitdet.config import load_config
 from digitdet.data.synth.glyph_crops import NO_DIGIT, make_crops
 from digitdet.errors import ConfigError, DigitdetError
 from digitdet.model import build_model
-from digitdet.pretrain import TRUNK_FORMAT, PretrainSettings, pretrain
+from digitdet.training import pretrain as pretrain_mod
+from digitdet.training.pretrain import TRUNK_FORMAT, PretrainSettings, pretrain
 
 TINY = PretrainSettings(images=12, holdout=4, epochs=2, batch_size=8, layers=2, seed=1)
 # A detector whose trunk stops at layer2, like the tiny pretrained one.

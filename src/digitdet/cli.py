@@ -58,9 +58,9 @@ def _overrides(a: argparse.Namespace) -> list[str]:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from digitdet import distributed
     from digitdet.config import load_config
-    from digitdet.train import fit
+    from digitdet.training import distributed
+    from digitdet.training.fit import fit
 
     cfg = load_config(a.config, _overrides(a))
     summary = fit(cfg, a.data, a.out, resume=a.resume, progress=not a.quiet)
@@ -75,9 +75,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     import torch
 
     from digitdet import io
-    from digitdet.evaluate import evaluate_split
     from digitdet.metrics import format_stats
     from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.training.evaluate import evaluate_split
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, model, _ = model_from_checkpoint(a.checkpoint, tuple(a.overrides), device=device)
@@ -119,7 +119,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(a: argparse.Namespace) -> int:
-    from digitdet.pretrain import PretrainSettings, pretrain
+    from digitdet.training.pretrain import PretrainSettings, pretrain
 
     fields = ("backbone", "norm", "layers", "images", "holdout", "epochs", "batch_size", "lr", "short_side",
               "crop", "seed")

@@ -13,12 +13,12 @@ from digitdet.data.coco import DigitDataset, load_coco, split_paths
 from digitdet.data.loaders import inference_loader
 from digitdet.data.transforms import build_transforms
 from digitdet.errors import DataError
-from digitdet.evaluate import score_detections, truth_numbers
 from digitdet.model.checkpoint import model_from_checkpoint
 from digitdet.model.inference import run_inference
 from digitdet.reading.predict import gallery, write_predictions
 from digitdet.reading.pyramid import for_inference
-from digitdet.train import fit
+from digitdet.training.evaluate import score_detections, truth_numbers
+from digitdet.training.fit import fit
 
 # 8,000 training images: the demo's 9,200-image budget sees each once and 15 % of them twice (fresh images
 # taught more than repeats: README "Learning faster"); valid/test image i is the same whatever the counts.

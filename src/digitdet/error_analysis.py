@@ -26,10 +26,10 @@ from digitdet.config import Config
 from digitdet.data.coco import CocoData, read_image
 from digitdet.data.loaders import base_dataset, inference_loader, make_dataset
 from digitdet.errors import DataError
-from digitdet.evaluate import truth_numbers
 from digitdet.model.inference import run_inference
 from digitdet.reading import numbers
 from digitdet.reading.pyramid import for_inference
+from digitdet.training.evaluate import truth_numbers
 from digitdet.viz import Panel, save_gallery
 
 CELL = 200  # gallery cell size: captions of ~30 characters fit

@@ -32,11 +32,11 @@ from digitdet import io
 from digitdet.config import Config, load_config
 from digitdet.error_analysis import default_device, open_split, timed_inference
 from digitdet.errors import DigitdetError
-from digitdet.evaluate import score_detections
 from digitdet.metrics import STAT_NAMES
 from digitdet.model.checkpoint import model_from_checkpoint
 from digitdet.reading import numbers
-from digitdet.train import fit
+from digitdet.training.evaluate import score_detections
+from digitdet.training.fit import fit
 
 BASELINE = "baseline"
 RESULT = "result.json"

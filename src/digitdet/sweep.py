@@ -34,10 +34,10 @@ from digitdet.error_analysis import (
     timed_inference,
 )
 from digitdet.errors import DigitdetError
-from digitdet.evaluate import score_detections
 from digitdet.experiments import Column, csv_table, markdown_table
 from digitdet.model.build import set_postprocess
 from digitdet.reading import numbers
+from digitdet.training.evaluate import score_detections
 from digitdet.viz import save_gallery
 
 PARAMS = {"nms": "nms_thresh", "score": "score_thresh", "read": "read_thresh", "dedup": "dedup_iou"}

@@ -17,17 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitdet import distributed, io
-from digitdet.budget import StepBudget
+from digitdet import io
 from digitdet.config import Config
 from digitdet.data.loaders import make_dataset, train_loader
-from digitdet.engine import train_one_epoch
 from digitdet.errors import ConfigError, DigitdetError, first_line
-from digitdet.evaluate import evaluate_split, truth_numbers
 from digitdet.model.build import build_model
 from digitdet.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from digitdet.model.packed import load_model_weights
 from digitdet.reading import numbers
+from digitdet.training import distributed
+from digitdet.training.budget import StepBudget
+from digitdet.training.engine import train_one_epoch
+from digitdet.training.evaluate import evaluate_split, truth_numbers
 
 
 def seed_everything(seed: int) -> None:

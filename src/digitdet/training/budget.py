@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 
-from digitdet import distributed
+from digitdet.training import distributed
 
 CALIBRATION_STEPS = 20  # steps timed to turn a budget in minutes into a budget in steps
 

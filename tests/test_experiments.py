@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from digitdet import experiments
 from digitdet.cli import main
 from digitdet.config import Config
 from digitdet.errors import DigitdetError
-from digitdet.experiments import COLUMNS, Column, csv_table, make_variants, markdown_table, run_ablation
+from digitdet.studies import ablate as experiments
+from digitdet.studies.ablate import COLUMNS, Column, csv_table, make_variants, markdown_table, run_ablation
 from tiny import CPU, ROOT, TINY, make_tiny_dataset, yaml_settings
 
 FAST = [*TINY, "train.threads=1"]  # one thread: OpenMP spin-waits badly on a shared 2-core machine

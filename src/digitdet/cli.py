@@ -131,7 +131,7 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from digitdet.demo import format_summary, run_demo
+    from digitdet.studies.demo import format_summary, run_demo
 
     counts = {"train": a.train, "valid": a.valid, "test": a.test}
     summary = run_demo(a.out, data_dir=a.data, config=a.config, overrides=tuple(_overrides(a)),

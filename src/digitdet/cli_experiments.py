@@ -17,7 +17,7 @@ def _split_items(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _cmd_ablate(a: argparse.Namespace) -> int:
-    from digitdet.experiments import run_ablation
+    from digitdet.studies.ablate import run_ablation
 
     deltas, overrides = _split_items(a.items)
     rows = run_ablation(a.base, deltas, a.data, a.out, overrides=overrides, epochs=a.epochs, minutes=a.minutes,
@@ -34,7 +34,7 @@ def _cmd_ablate(a: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from digitdet.sweep import run_sweep
+    from digitdet.studies.sweep import run_sweep
 
     specs, overrides = _split_items(a.items)
     result = run_sweep(a.checkpoint, a.data, specs or ["nms=0.3,0.5,0.7"], a.out, split=a.split,
@@ -50,7 +50,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
 
 def _cmd_errors(a: argparse.Namespace) -> int:
-    from digitdet.error_analysis import KINDS, analyse_errors
+    from digitdet.studies.errors import KINDS, analyse_errors
 
     s = analyse_errors(a.checkpoint, a.data, a.out, split=a.split, overrides=tuple(a.overrides), limit=a.limit,
                        per_kind=a.per_kind, progress=not a.quiet)

@@ -23,7 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from digitdet import io
-from digitdet.error_analysis import (
+from digitdet.errors import DigitdetError
+from digitdet.model.build import set_postprocess
+from digitdet.reading import numbers
+from digitdet.studies.ablate import Column, csv_table, markdown_table
+from digitdet.studies.errors import (
     CELL,
     Split,
     default_device,
@@ -33,10 +37,6 @@ from digitdet.error_analysis import (
     short,
     timed_inference,
 )
-from digitdet.errors import DigitdetError
-from digitdet.experiments import Column, csv_table, markdown_table
-from digitdet.model.build import set_postprocess
-from digitdet.reading import numbers
 from digitdet.training.evaluate import score_detections
 from digitdet.viz import save_gallery
 

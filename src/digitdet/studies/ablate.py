@@ -30,11 +30,11 @@ import torch
 
 from digitdet import io
 from digitdet.config import Config, load_config
-from digitdet.error_analysis import default_device, open_split, timed_inference
 from digitdet.errors import DigitdetError
 from digitdet.metrics import STAT_NAMES
 from digitdet.model.checkpoint import model_from_checkpoint
 from digitdet.reading import numbers
+from digitdet.studies.errors import default_device, open_split, timed_inference
 from digitdet.training.evaluate import score_detections
 from digitdet.training.fit import fit
 

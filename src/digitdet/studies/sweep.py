@@ -26,7 +26,6 @@ from digitdet import io
 from digitdet.errors import DigitdetError
 from digitdet.model.build import set_postprocess
 from digitdet.reading import numbers
-from digitdet.studies.ablate import Column, csv_table, markdown_table
 from digitdet.studies.errors import (
     CELL,
     Split,
@@ -37,6 +36,7 @@ from digitdet.studies.errors import (
     short,
     timed_inference,
 )
+from digitdet.studies.results import Column, csv_table, markdown_table
 from digitdet.training.evaluate import score_detections
 from digitdet.viz import save_gallery
 

@@ -238,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_demo)
 
     # Experiment commands (ablate, sweep, errors) and speed commands (export) register themselves.
-    from digitdet import cli_experiments, cli_read, cli_serve, cli_speed
+    from digitdet.cli import experiments as cli_experiments
+    from digitdet.cli import read as cli_read
+    from digitdet.cli import serve as cli_serve
+    from digitdet.cli import speed as cli_speed
 
     cli_read.register(sub)
     cli_serve.register(sub)
@@ -257,7 +260,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digitdet: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,13 @@
 """Experiment commands: `digitdet ablate` (train variants, tabulate), `sweep` (post-processing thresholds from
-one checkpoint) and `errors` (gallery of wrongly read numbers by kind). Parsing only."""
+one checkpoint), `errors` (gallery of wrongly read numbers by kind) and `demo` (the README command).
+Parsing only; the work is in digitdet.studies."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from digitdet.cli.budget import overrides as _overrides
 
 
 def _split_items(items: list[str]) -> tuple[list[str], list[str]]:
@@ -103,3 +106,27 @@ def register(sub, budget) -> None:
     s.add_argument("--per-kind", type=int, default=36, help="images drawn per kind (default 36)")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
     s.set_defaults(func=_cmd_errors)
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from digitdet.studies.demo import format_summary, run_demo
+
+    counts = {"train": a.train, "valid": a.valid, "test": a.test}
+    summary = run_demo(a.out, data_dir=a.data, config=a.config, overrides=tuple(_overrides(a)),
+                       counts=counts, progress=not a.quiet)
+    print(format_summary(summary))
+    print(f"outputs in {a.out}: best.pt pred.json pred.csv curve.png gallery.png summary.json")
+    return 0
+
+
+def register_demo(sub: argparse._SubParsersAction, budget) -> None:
+    """`digitdet demo` (studies.demo)."""
+    s = sub.add_parser("demo", help="synthesize data, train, evaluate and predict (the README command)")
+    s.add_argument("--out", default="runs/demo")
+    s.add_argument("--data", default="data/synth")
+    s.add_argument("--config", default="cpu.yaml")
+    s.add_argument("--train", type=int, default=8000)
+    s.add_argument("--valid", type=int, default=500)
+    s.add_argument("--test", type=int, default=500)
+    budget(s)
+    s.set_defaults(func=_cmd_demo)

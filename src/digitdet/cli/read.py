@@ -1,5 +1,5 @@
-"""`digitdet read`: the number in each photo, one line per image (or JSON). Parsing and printing only;
-the work is in digitdet.reading."""
+"""`digitdet read`: the number in each photo, one line per image (or JSON); `digitdet predict`: pred.json and
+pred.csv for a folder. Parsing and printing only; the work is in digitdet.reading."""
 
 from __future__ import annotations
 
@@ -71,3 +71,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--single-scale", action="store_true",
                    help="only the model's own scale (fast, for tight crops); default: whole-photo pyramid")
     s.set_defaults(func=_cmd_read)
+
+
+def _cmd_predict(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from digitdet.reading.predict import predict_folder
+
+    runner = None
+    if a.onnx:
+        from digitdet.model.onnx_runtime import onnx_runner
+
+        runner = onnx_runner(a.onnx, progress=not a.quiet)
+
+    def warn(reason: str) -> None:  # one line per file that cannot be read; above any progress bar
+        tqdm.write(f"digitdet: warning: skipped {reason}", file=sys.stderr)
+
+    summary = predict_folder(a.checkpoint, a.images, a.out, ann_file=a.ann, overrides=tuple(a.overrides),
+                             visualize=a.visualize, runner=runner, progress=not a.quiet, warn=warn)
+    out = Path(a.out)
+    written = f"{out / 'pred.json'}, {out / 'pred.csv'}" + ("" if a.ann else f", {out / 'images.json'}")
+    skipped = len(summary["skipped"])
+    print(f"{summary['read']} images read, {skipped} skipped (cannot be read: pred.csv row -1), "
+          f"{summary['boxes']} boxes, {summary['no_digit']} without digits -> {written}")
+    if summary["read"] == 0:
+        print(f"digitdet: error: none of the {summary['images']} images in {a.images} could be read",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def register_predict(sub: argparse._SubParsersAction) -> None:
+    """`digitdet predict`: pred.json and pred.csv for a folder (reading.predict)."""
+    s = sub.add_parser("predict", help="write pred.json and pred.csv for a folder of images")
+    s.add_argument("--checkpoint", help="a digitdet checkpoint (default: the reader shipped in the package)")
+    s.add_argument("--images", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--ann", help="COCO json giving the image ids (default: from the file names: integer stems keep "
+                                 "theirs, other names get the next ids in name order, listed in OUT/images.json)")
+    s.add_argument("--visualize", type=int, default=0, metavar="N", help="gallery of N images")
+    s.add_argument("--onnx", help="run this exported model with onnxruntime instead of torch (at the model's "
+                                  "own scale: no whole-photo pyramid)")
+    s.add_argument("overrides", nargs="*", metavar="section.key=value")
+    s.set_defaults(func=_cmd_predict)

@@ -1,4 +1,5 @@
-"""pretrain.py and data/glyph_crops.py: crops, a tiny pretraining run, resume, loading into build_model."""
+"""training/pretrain.py and data/synth/glyph_crops.py: crops, a tiny pretraining run, resume, loading into
+build_model."""
 
 import numpy as np
 import pytest

@@ -75,7 +75,7 @@ class Reader:
             det = self.detector([tensor.to(self.device)])[0]
         boxes = det["boxes"].float().cpu()
         # The eval transforms may upsample (data.upsample): boxes go back by tensor size over image size,
-        # as loaders.py's target['scale'] does for datasets.
+        # as data/loaders.py's target['scale'] does for datasets.
         sx, sy = tensor.shape[-1] / image.width, tensor.shape[-2] / image.height
         if (sx, sy) != (1.0, 1.0):
             boxes = boxes / torch.tensor([sx, sy, sx, sy])

@@ -1,6 +1,6 @@
 """`digitdet pretrain`: digitdet's own ImageNet. The detector's trunk is trained as an 11-way glyph
 classifier (digits 0..9 and "no digit") on crops cut from the synthetic generator at the scale the
-detector sees digits (data/glyph_crops.py), then saved as a trunk state dict that
+detector sees digits (data/synth/glyph_crops.py), then saved as a trunk state dict that
 `model.backbone_weights` loads.
 
 Output file (torch.save, loads with weights_only=True): {"format": TRUNK_FORMAT, "backbone", "norm",

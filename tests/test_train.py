@@ -226,7 +226,8 @@ def test_resume_keeps_the_calibrated_step_count_of_a_minutes_budget(data, tmp_pa
 
 
 def test_budget_flags_replace_the_configs_budget():
-    from digitdet.cli import _overrides, build_parser
+    from digitdet.cli import build_parser
+    from digitdet.cli.budget import overrides as _overrides
 
     parse = build_parser().parse_args
     a = parse(["train", "--config", "c.yaml", "--data", "d", "--out", "o", "--images", "500"])

@@ -4,4 +4,5 @@ import sys
 
 from digitdet.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (pkgutil, tests) runs nothing
+    sys.exit(main())

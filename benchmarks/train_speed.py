@@ -64,10 +64,11 @@ def measure(name: str, overrides: list[str], data: Path, steps: int) -> dict:
 
     from digitdet.config import load_config
     from digitdet.data.coco import collate_detection
-    from digitdet.engine import run_inference, train_one_epoch
-    from digitdet.loaders import inference_loader, make_dataset
+    from digitdet.data.loaders import inference_loader, make_dataset
     from digitdet.model import build_model, count_parameters
-    from digitdet.train import make_optimizer
+    from digitdet.model.inference import run_inference
+    from digitdet.training.engine import train_one_epoch
+    from digitdet.training.fit import make_optimizer
 
     cfg = load_config([CPU], overrides)
     torch.set_flush_denormal(True)  # as train.fit does: pretrained weights make subnormal floats
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from digitdet.onnx_runtime import cpu_cores, cpu_name
+    from digitdet.model.onnx_runtime import cpu_cores, cpu_name
 
     torch.set_num_threads(cpu_cores())
     names = args.variants or list(VARIANTS)

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from digitdet.reading.reader import pack_reader
+    from digitdet.model.packed import pack_reader
 
     marker = Path(args.data) / "digitdet-synth.json"
     made = json.loads(marker.read_text()) if marker.is_file() else {}

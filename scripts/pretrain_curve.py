@@ -34,10 +34,10 @@ VARIANTS = {
 def run(variant: str, budget: int, data: Path, out: Path) -> dict:
     import torch
 
-    from digitdet.checkpoint import model_from_checkpoint
     from digitdet.config import load_config
-    from digitdet.evaluate import evaluate_split
-    from digitdet.train import fit
+    from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.training.evaluate import evaluate_split
+    from digitdet.training.fit import fit
 
     prefix, overrides, _ = VARIANTS[variant]
     folder = out / f"{prefix}_{budget}"
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from digitdet.onnx_runtime import cpu_cores, cpu_name
+    from digitdet.model.onnx_runtime import cpu_cores, cpu_name
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

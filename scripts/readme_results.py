@@ -52,7 +52,7 @@ def splice(page: str, section: str) -> str:
 def machine() -> str:
     import torch
 
-    from digitdet.onnx_runtime import cpu_cores, cpu_name
+    from digitdet.model.onnx_runtime import cpu_cores, cpu_name
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu_cores()} CPU cores ({cpu_name()}), {gpu}, torch {torch.__version__}"

@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from digitdet import numbers
-    from digitdet.evaluate import evaluate_split, truth_numbers
+    from digitdet.reading import numbers
     from digitdet.reading.reader import load_model
+    from digitdet.training.evaluate import evaluate_split, truth_numbers
 
     cfg, model = load_model(args.checkpoint, tuple(args.overrides))
     if args.single_scale:

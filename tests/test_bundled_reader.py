@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from digitdet.cli import main
-from digitdet.data import synth_style
 from digitdet.data.synth import sample_rng
-from digitdet.data.synth_modes import render_mode
-from digitdet.reading.reader import BUNDLED_READER, WEIGHTS_DIR, Reader
+from digitdet.data.synth import style as synth_style
+from digitdet.data.synth.modes import render_mode
+from digitdet.model.packed import BUNDLED_READER, WEIGHTS_DIR
+from digitdet.reading.reader import Reader
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_plaques" / "images"
 SPLIT = 9  # neither train (0), valid (1), test (2) nor the trunk's crops (3)

@@ -148,7 +148,7 @@ def test_a_bad_image_read_by_loader_workers_is_one_line(data, tmp_path, capsys):
 
 
 def test_demo_remakes_its_own_data_only_when_asked_for_other_counts(tmp_path, monkeypatch):
-    from digitdet import demo
+    from digitdet.studies import demo
 
     data = tmp_path / "synth"
     counts = {"train": 3, "valid": 2, "test": 2}

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from digitdet.checkpoint import save_checkpoint
 from digitdet.cli import main
 from digitdet.config import load_config
-from digitdet.error_analysis import KINDS, classify_error, count_kinds, find_errors, reading_boxes
 from digitdet.model import build_model
+from digitdet.model.checkpoint import save_checkpoint
+from digitdet.studies.errors import KINDS, classify_error, count_kinds, find_errors, reading_boxes
 from tiny import CPU, TINY, make_tiny_dataset
 
 

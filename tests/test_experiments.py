@@ -7,11 +7,13 @@ import json
 
 import pytest
 
-from digitdet import experiments
 from digitdet.cli import main
 from digitdet.config import Config
 from digitdet.errors import DigitdetError
-from digitdet.experiments import COLUMNS, Column, csv_table, make_variants, markdown_table, run_ablation
+from digitdet.studies import ablate as experiments
+from digitdet.studies import results
+from digitdet.studies.ablate import make_variants, run_ablation
+from digitdet.studies.results import COLUMNS, Column, csv_table, markdown_table
 from tiny import CPU, ROOT, TINY, make_tiny_dataset, yaml_settings
 
 FAST = [*TINY, "train.threads=1"]  # one thread: OpenMP spin-waits badly on a shared 2-core machine
@@ -53,8 +55,8 @@ def test_table_with_one_row_marks_nothing_and_csv_has_every_column():
 
 def test_min_column_and_ties():
     rows = [{"x": 1.0}, {"x": 1.0}, {"x": 2.0}]
-    assert experiments.best_cells(rows, Column("x", "x", best="min")) == {0, 1}
-    assert experiments.best_cells(rows, Column("x", "x")) == {2}
+    assert results.best_cells(rows, Column("x", "x", best="min")) == {0, 1}
+    assert results.best_cells(rows, Column("x", "x")) == {2}
 
 
 def _expected_changes(delta):
@@ -224,6 +226,6 @@ def test_an_unreadable_run_config_stops_and_deletes_nothing(tmp_path, monkeypatc
 def test_a_torn_metrics_line_is_a_clear_error(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 0}\n{"epoch": 1, "val": {"AP"\n')
     with pytest.raises(DigitdetError, match=r"metrics\.jsonl:2: not a JSON line"):
-        experiments._history(tmp_path)
+        results._history(tmp_path)
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 0}\n\n{"epoch": 1}\n')
-    assert [h["epoch"] for h in experiments._history(tmp_path)] == [0, 1]
+    assert [h["epoch"] for h in results._history(tmp_path)] == [0, 1]

@@ -9,10 +9,10 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from digitdet import cli
 from digitdet.config import load_config
 from digitdet.errors import DigitdetError
-from digitdet.export import BOX_TOL_PX, ExactResize, compare_detections, export_onnx
 from digitdet.model import build_model
-from digitdet.onnx_runtime import make_session, onnx_runner
-from digitdet.predict import predict_folder
+from digitdet.model.onnx_runtime import make_session, onnx_runner
+from digitdet.reading.export import BOX_TOL_PX, ExactResize, compare_detections, export_onnx
+from digitdet.reading.predict import predict_folder
 from tiny import CPU, SVHN4, TINY, make_tiny_dataset
 
 pytest.importorskip("onnxruntime")
@@ -62,8 +62,8 @@ def test_exact_resize_gives_torchvision_sizes(min_size, max_size):
 
 
 def test_export_leaves_the_model_untouched(exported):
-    from digitdet.checkpoint import model_from_checkpoint
-    from digitdet.export import trace_to_onnx
+    from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.reading.export import trace_to_onnx
 
     ckpt, _, _, _ = exported
     _, model, _ = model_from_checkpoint(ckpt)
@@ -125,10 +125,10 @@ def test_int8_export_runs_and_is_smaller(exported, tmp_path):
     default 0.65 random weights read '-1' everywhere, which any two models agree on)."""
     import copy
 
-    from digitdet.checkpoint import model_from_checkpoint
-    from digitdet.export import verification_images, verify_onnx
-    from digitdet.numbers import read_number
-    from digitdet.onnx_runtime import run_image
+    from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.model.onnx_runtime import run_image
+    from digitdet.reading.export import verification_images, verify_onnx
+    from digitdet.reading.numbers import read_number
 
     ckpt, _, _, _ = exported
     path = tmp_path / "int8.onnx"
@@ -177,7 +177,7 @@ def test_compare_detections_hand_made():
 
 
 def test_export_writes_out_only_when_verified(exported, tmp_path, monkeypatch):
-    from digitdet import export as export_mod
+    from digitdet.reading import export as export_mod
 
     ckpt, _, _, _ = exported
     out = tmp_path / "model.onnx"

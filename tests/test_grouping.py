@@ -2,7 +2,7 @@
 
 import pytest
 
-from digitdet import numbers
+from digitdet.reading import numbers
 from digitdet.reading.grouping import Digit, GroupingRules, group_digits
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from digitdet.numbers import (
+from digitdet.reading.numbers import (
     ground_truth_number,
     is_vertical,
     number_accuracy,

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from digitdet.errors import DataError
-from digitdet.predict import pred_csv_text, predict_folder
+from digitdet.reading.predict import pred_csv_text, predict_folder
 from tiny import SVHN4, train_tiny
 
 
@@ -129,7 +129,7 @@ class WholeImageBox(torch.nn.Module):
 
 
 def test_big_images_are_downscaled_and_boxes_mapped_back(trained, tmp_path):
-    from digitdet.engine import run_inference
+    from digitdet.model.inference import run_inference
 
     data, ckpt = trained
     folder = tmp_path / "imgs"
@@ -149,7 +149,7 @@ def test_an_upsampling_config_loads_big_images_at_a_quarter_of_the_budget(traine
     """predict.max_pixels holds for the tensor the model gets (Config.load_pixels): with data.upsample: 2 a
     photo is loaded at max_pixels / 4 and upsampled to the budget; boxes come back in the file's pixels.
     Mutation: "max_pixels": cfg.predict.max_pixels in predict_folder."""
-    from digitdet.engine import run_inference
+    from digitdet.model.inference import run_inference
 
     _, ckpt = trained
     folder = tmp_path / "imgs"
@@ -194,20 +194,20 @@ def test_train_amp_false_turns_mixed_precision_off_at_inference(trained, tmp_pat
 
     import torch
 
-    from digitdet import engine
-    from digitdet.checkpoint import model_from_checkpoint
-    from digitdet.evaluate import evaluate_split
+    from digitdet.model import inference
+    from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.training.evaluate import evaluate_split
 
     # (autocast on CUDA with amp on cannot be checked here: torch disables it on a machine without CUDA)
-    assert not engine.autocast(torch.device("cuda"), False)._enabled
-    assert not engine.autocast(torch.device("cpu"), True)._enabled  # CPU inference stays float32
+    assert not inference.autocast(torch.device("cuda"), False)._enabled
+    assert not inference.autocast(torch.device("cpu"), True)._enabled  # CPU inference stays float32
     seen = []
 
     def spy(device, amp):
         seen.append(bool(amp))
         return contextlib.nullcontext()
 
-    monkeypatch.setattr(engine, "autocast", spy)
+    monkeypatch.setattr(inference, "autocast", spy)
     data, ckpt = trained
     for amp in (False, True):
         cfg, model, _ = model_from_checkpoint(ckpt, (f"train.amp={str(amp).lower()}",))

@@ -1,16 +1,17 @@
-"""pretrain.py and data/glyph_crops.py: crops, a tiny pretraining run, resume, loading into build_model."""
+"""training/pretrain.py and data/synth/glyph_crops.py: crops, a tiny pretraining run, resume, loading into
+build_model."""
 
 import numpy as np
 import pytest
 import torch
 
-from digitdet import pretrain as pretrain_mod
 from digitdet.cli import main
 from digitdet.config import load_config
-from digitdet.data.glyph_crops import NO_DIGIT, make_crops
+from digitdet.data.synth.glyph_crops import NO_DIGIT, make_crops
 from digitdet.errors import ConfigError, DigitdetError
 from digitdet.model import build_model
-from digitdet.pretrain import TRUNK_FORMAT, PretrainSettings, pretrain
+from digitdet.training import pretrain as pretrain_mod
+from digitdet.training.pretrain import TRUNK_FORMAT, PretrainSettings, pretrain
 
 TINY = PretrainSettings(images=12, holdout=4, epochs=2, batch_size=8, layers=2, seed=1)
 # A detector whose trunk stops at layer2, like the tiny pretrained one.

@@ -124,7 +124,7 @@ def test_a_glyphs_presence_is_measured_in_its_tile_before_the_merge():
     # test_numbers' "10": a sure 1, then one glyph split between 0 (.63), 8 (.56) and 9 (.42). An 88x117
     # crop runs as two levels (the second drops these boxes as too tall), so the class-agnostic merge runs
     # and removes the 8 and the 9: the 0's presence (1.0) must be measured before, or "10" reads "1".
-    from digitdet.numbers import read_all, read_number
+    from digitdet.reading.numbers import read_all, read_number
 
     boxes = [[39, 12, 68, 58], [72, 11, 100, 53], [73, 15, 97, 49], [75, 12, 99, 52]]
     scores, labels = [0.93, 0.63, 0.56, 0.42], [2, 1, 9, 10]

@@ -95,8 +95,8 @@ def test_image_files_lists_folders_by_suffix_and_keeps_files(photos):
 def test_a_packed_reader_loads_safely_and_reads_like_its_checkpoint(checkpoint, photos, tmp_path, monkeypatch):
     import torch
 
+    from digitdet.model.packed import pack_reader
     from digitdet.reading import reader as reader_mod
-    from digitdet.reading.reader import pack_reader
 
     _, ckpt = checkpoint
     packed = tmp_path / "reader.pt"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from digitdet.checkpoint import save_checkpoint
 from digitdet.cli import main
 from digitdet.config import load_config
-from digitdet.error_analysis import open_split
 from digitdet.errors import DigitdetError
 from digitdet.model import build_model
-from digitdet.sweep import evaluate_setting, filter_score, parse_sweep, reading_counts, run_sweep
+from digitdet.model.checkpoint import save_checkpoint
+from digitdet.studies.errors import open_split
+from digitdet.studies.sweep import evaluate_setting, filter_score, parse_sweep, reading_counts, run_sweep
 from tiny import CPU, TINY, make_tiny_dataset
 
 

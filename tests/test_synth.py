@@ -21,7 +21,7 @@ from digitdet.data.synth import (
     sample_rng,
     write_preview,
 )
-from digitdet.data.synth_modes import pick_mode, render_mode
+from digitdet.data.synth.modes import pick_mode, render_mode
 from digitdet.errors import DataError
 
 COUNTS = {"train": 10, "valid": 4, "test": 3}
@@ -183,7 +183,7 @@ def test_preview_size(tmp_path):
 def test_a_texture_that_fails_to_load_is_an_error_not_a_different_dataset(tmp_path, monkeypatch):
     import skimage.data
 
-    from digitdet.data import synth_style
+    from digitdet.data.synth import style as synth_style
 
     def broken():
         raise OSError("file missing from the wheel")
@@ -274,7 +274,9 @@ def test_scene_digits_are_small(mode_samples):
 
 def _letters(monkeypatch, p_letter: float) -> None:
     """Every number of the tight, plaque and scene modes gets a letter suffix ("12A") with chance p_letter."""
-    from digitdet.data import synth_modes, synth_plaque, synth_render
+    from digitdet.data.synth import modes as synth_modes
+    from digitdet.data.synth import plaque as synth_plaque
+    from digitdet.data.synth import render as synth_render
 
     real = synth_render.number_chars
 

@@ -3,11 +3,11 @@ import json
 import pytest
 import torch
 
-from digitdet import train as train_mod
-from digitdet.checkpoint import load_checkpoint, model_from_checkpoint
 from digitdet.config import load_config
 from digitdet.errors import DigitdetError, TrainingError
 from digitdet.model import build_model
+from digitdet.model.checkpoint import load_checkpoint, model_from_checkpoint
+from digitdet.training import fit as train_mod
 from tiny import CPU, TINY, make_tiny_dataset
 
 
@@ -166,7 +166,7 @@ def test_an_image_budget_stops_mid_epoch_and_repeats_exactly(data, tmp_path):
 
 
 def test_a_minutes_budget_is_turned_into_steps_once(monkeypatch):
-    from digitdet import budget as budget_mod
+    from digitdet.training import budget as budget_mod
 
     now = {"t": 0.0}
     monkeypatch.setattr(budget_mod.time, "monotonic", lambda: now["t"])
@@ -190,7 +190,7 @@ def test_resume_keeps_the_calibrated_step_count_of_a_minutes_budget(data, tmp_pa
     Mutation: drop `budget.steps = ckpt["budget_steps"]` from fit's resume branch."""
     from types import SimpleNamespace
 
-    from digitdet import budget as budget_mod
+    from digitdet.training import budget as budget_mod
 
     clock = {"t": 0.0, "reads": 0}
 
@@ -226,7 +226,8 @@ def test_resume_keeps_the_calibrated_step_count_of_a_minutes_budget(data, tmp_pa
 
 
 def test_budget_flags_replace_the_configs_budget():
-    from digitdet.cli import _overrides, build_parser
+    from digitdet.cli import build_parser
+    from digitdet.cli.budget import overrides as _overrides
 
     parse = build_parser().parse_args
     a = parse(["train", "--config", "c.yaml", "--data", "d", "--out", "o", "--images", "500"])

@@ -31,7 +31,7 @@ def test_versions_meet_the_floor():
 
 def test_every_module_imports():
     names = [m.name for m in pkgutil.walk_packages(digitdet.__path__, "digitdet.")]
-    assert {"digitdet.cli", "digitdet.config", "digitdet.data.transforms", "digitdet.predict"} <= set(names)
+    assert {"digitdet.cli", "digitdet.config", "digitdet.data.transforms", "digitdet.reading.predict"} <= set(names)
     for name in names:
         importlib.import_module(name)
 

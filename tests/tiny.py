@@ -27,8 +27,8 @@ def make_tiny_dataset(root: Path, train: int = 8, valid: int = 4, test: int = 4,
 
 def train_tiny(root: Path) -> tuple[Path, Path]:
     """(dataset, best.pt): make_tiny_dataset under root/data and one epoch of the TINY config in root/run."""
-    from digitdet import train
     from digitdet.config import load_config
+    from digitdet.training import fit as train
 
     data = make_tiny_dataset(root / "data")
     train.fit(load_config([CPU], [*TINY, "train.epochs=1"]), data, root / "run", progress=False)

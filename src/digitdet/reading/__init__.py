@@ -1,2 +1,7 @@
-"""From detections to numbers: grouping digits into candidate numbers, whole-photo (pyramid + tiles)
-detection, and the reader that turns image files into readings (the bundled model by default)."""
+"""From detections to numbers: grouping digits into candidate numbers (`grouping`), reading and scoring
+numbers (`numbers`), whole-photo detection over a pyramid of tiles (`pyramid`), the Reader that turns image
+files into readings with the bundled model by default (`reader`, what read/predict/serve call), drawing a
+reading (`show`), batch prediction writers (`predict`) and the ONNX export verified by reading the same
+numbers (`export`). It may import the ground floor, digitdet.data and digitdet.model, never training or
+anything above.
+"""

@@ -36,7 +36,7 @@ from torch import nn
 from torchvision.ops import nms
 
 from digitdet.config import PYRAMID_MAX_LEVEL_PIXELS
-from digitdet.numbers import presence_scores
+from digitdet.reading.numbers import presence_scores
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class PyramidDetector(nn.Module):
 
     def __init__(self, model: nn.Module, settings: PyramidSettings = PyramidSettings()) -> None:
         super().__init__()
-        from digitdet.model import KeepSizeTransform
+        from digitdet.model.build import KeepSizeTransform
 
         t = model.transform
         self.keep_size = KeepSizeTransform(min_size=1, max_size=1 << 16, image_mean=list(t.image_mean),

@@ -11,19 +11,17 @@ the caller decides whether to go on.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from digitdet.errors import DataError, DigitdetError, first_line
+from digitdet.errors import DataError
+from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
+from digitdet.model.packed import BUNDLED_READER, bundled_reader_path, load_packed
 from digitdet.reading.grouping import Candidate
 from digitdet.reading.pyramid import for_inference
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
 
 
 @dataclass
@@ -45,43 +43,8 @@ class Reading:
         return out
 
 
-def bundled_reader_path() -> Path:
-    path = WEIGHTS_DIR / f"{BUNDLED_READER}.pt"
-    if not path.is_file():
-        raise DigitdetError(f"the bundled reader {path} is missing from this installation; "
-                            "pass --checkpoint RUN/best.pt")
-    return path
-
-
-def load_packed(path: Path) -> dict:
-    """A packed reader ({'config', 'model' (float16 state dict), 'read_thresh', 'meta'}), loaded safely."""
-    try:
-        packed = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged installation
-        raise DigitdetError(f"{path}: the reader weights cannot be loaded ({first_line(exc, typed=True)})") from None
-    if not isinstance(packed, dict) or not {"config", "model", "read_thresh"} <= set(packed):
-        raise DigitdetError(f"{path}: not a packed digitdet reader (needs config, model, read_thresh)")
-    return packed
-
-
-def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = None) -> dict:
-    """Write a training checkpoint's model as a packed reader: float16 weights, the merged config, the
-    tuned reading threshold and `meta` (data, command, metrics), loadable with weights_only=True."""
-    from digitdet import io
-    from digitdet.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    packed = {"config": ckpt["config"], "read_thresh": float(ckpt.get("read_thresh") or 0.65),
-              "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
-              "meta": json.loads(json.dumps(meta or {}, default=str))}  # plain types only: weights_only loads
-    io.save_torch(out, packed)
-    return packed
-
-
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
     """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True."""
-    from digitdet.checkpoint import model_from_checkpoint, model_from_state
-
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
         return cfg, model
@@ -112,7 +75,7 @@ class Reader:
             det = self.detector([tensor.to(self.device)])[0]
         boxes = det["boxes"].float().cpu()
         # The eval transforms may upsample (data.upsample): boxes go back by tensor size over image size,
-        # as loaders.py's target['scale'] does for datasets.
+        # as data/loaders.py's target['scale'] does for datasets.
         sx, sy = tensor.shape[-1] / image.width, tensor.shape[-2] / image.height
         if (sx, sy) != (1.0, 1.0):
             boxes = boxes / torch.tensor([sx, sy, sx, sy])
@@ -124,7 +87,7 @@ class Reader:
     def read_image(self, image, name: str = "<image>", original_size: tuple[int, int] | None = None) -> Reading:
         """Read one PIL RGB image. `original_size` (width, height): the file's size when `image` was
         downscaled on load; boxes are then mapped back to it."""
-        from digitdet import numbers
+        from digitdet.reading import numbers
 
         t0 = time.perf_counter()
         det = self.detect(image)

@@ -7,6 +7,8 @@
 Routes: `GET /` the page (static/ files, package data, no CDN), `GET /health`, `POST /read` (multipart
 field `image`, one or several files). Modules: uploads (bytes -> RGB image, the limits), pool (the bounded
 inference pool), app (routes and JSON errors), server (binding a socket and running uvicorn).
+It may import the ground floor, digitdet.data and digitdet.reading (and what they stand on), never
+training, the studies or cli.
 """
 
 from digitdet.serve.app import create_app

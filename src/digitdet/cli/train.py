@@ -1,0 +1,92 @@
+"""Training commands: `digitdet train`, `eval` and `pretrain`. Parsing and printing only; the work is in
+digitdet.training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from digitdet.cli.budget import overrides as _overrides
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from digitdet.config import load_config
+    from digitdet.training import distributed
+    from digitdet.training.fit import fit
+
+    cfg = load_config(a.config, _overrides(a))
+    summary = fit(cfg, a.data, a.out, resume=a.resume, progress=not a.quiet)
+    if not distributed.is_main():
+        return 0  # under torchrun only rank 0 reports
+    print(json.dumps({k: summary[k] for k in ("epochs", "best_val_mAP", "val_number_accuracy",
+                                              "read_thresh", "train_images_per_s")}))
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    import torch
+
+    from digitdet import io
+    from digitdet.metrics import format_stats
+    from digitdet.model.checkpoint import model_from_checkpoint
+    from digitdet.training.evaluate import evaluate_split
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, model, _ = model_from_checkpoint(a.checkpoint, tuple(a.overrides), device=device)
+    result, _, _ = evaluate_split(model, a.data, a.split, cfg, device, progress=not a.quiet)
+    print(format_stats(result["stats"]))
+    print(f"number accuracy = {result['number_accuracy']:.4f} "
+          f"(reading threshold {result['read_thresh']:.2f}, {result['images']} images)")
+    out = Path(a.out) if a.out else Path(a.checkpoint).parent
+    io.write_json(out / f"metrics_{a.split}.json", {k: v for k, v in result.items() if k != "stats"})
+    return 0
+
+
+def _cmd_pretrain(a: argparse.Namespace) -> int:
+    from digitdet.training.pretrain import PretrainSettings, pretrain
+
+    fields = ("backbone", "norm", "layers", "images", "holdout", "epochs", "batch_size", "lr", "short_side",
+              "crop", "seed")
+    settings = PretrainSettings(**{k: getattr(a, k) for k in fields if getattr(a, k) is not None})
+    summary = pretrain(a.out, settings, resume=a.resume, progress=not a.quiet)
+    print(f"trunk written to {a.out}: held-out accuracy {summary['heldout_acc']:.3f} on "
+          f"{summary['heldout_crops']} crops ({summary['crops']} training crops, {summary['crops_per_s']:.0f} crops/s)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, budget) -> None:
+    """train and eval."""
+    s = sub.add_parser("train", help="train a detector")
+    s.add_argument("--config", action="append", required=True, help="YAML config (repeat to stack)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    budget(s)
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="COCO stats + number accuracy of a checkpoint on a split")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="valid")
+    s.add_argument("--out", help="folder for metrics_SPLIT.json (default: the checkpoint's folder)")
+    s.add_argument("overrides", nargs="*", metavar="section.key=value")
+    s.set_defaults(func=_cmd_eval)
+
+
+def register_pretrain(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("pretrain", help="train the detector's trunk as a glyph classifier (model.backbone_weights)")
+    s.add_argument("--out", required=True, help="trunk file to write (float16 state dict)")
+    s.add_argument("--images", type=int, help="synthetic images to cut crops from (default 20000)")
+    s.add_argument("--holdout", type=int, help="further images for the held-out accuracy (default 1000)")
+    s.add_argument("--epochs", type=int, help="passes over the crops (default 3)")
+    s.add_argument("--backbone", help="resnet18 (default) / resnet34 / resnet50 / resnet101")
+    s.add_argument("--norm", help="batchnorm (default) or groupnorm")
+    s.add_argument("--layers", type=int, help="ResNet stages kept, 1-4 (default 3: the cpu.yaml trunk)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--short-side", type=int, help="image short side the crops are cut at (default 80)")
+    s.add_argument("--crop", type=int, help="crop side in pixels (default 48)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    s.set_defaults(func=_cmd_pretrain)

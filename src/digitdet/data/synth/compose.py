@@ -1,0 +1,243 @@
+"""Shared geometry and last steps of the tight / plaque / scene synthetic modes (see modes).
+
+A mode draws everything but the number's digits onto a premultiplied canvas (P0 colour * alpha, A0 alpha)
+in "plane coordinates" (the wall or plate, render scale: the digits are about R px tall there), lays the
+number out as glyphs in the same coordinates, and chooses a homography H from the plane to the crop.
+`finish` then applies the box rule of render exactly as the crop mode does: every digit's ink is
+warped like the image, a digit gets a box iff >= 50 % of its ink lies inside the image (a draw that would
+leave one 30-70 % inside is refused, so no digit is near the line), and the box is the tight box of its
+final-resolution mask. Letters and every other mark are never boxed as digits; the number's own letter
+("12A") is listed among the sample's lookalikes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.render import (
+    LOOKALIKE_MIN_VISIBLE,
+    MIN_VISIBLE,
+    Glyph,
+    Sample,
+    apply_h,
+    composite,
+    final_box,
+    final_mask,
+    pil_coeffs,
+    text_patch,
+    tight_box,
+    translate,
+)
+from digitdet.data.synth.scene import CUT_BAND, VIS_MIN, VIS_TAIL, camera, degrade, warp_layer
+from digitdet.errors import DataError
+
+# Words for lines of text (street and house names, shop signs): only letters that cannot pass for a digit
+# (style.LETTERS), so a line of text never holds something a reader could call a digit.
+_VOCAB_TEXT = (
+    "PARK LANE AVENUE WAY MARKET CHURCH CEDAR MAPLE ELM WALNUT CHERRY VALLEY HEATHER FERN DUKE KENT TEMPLE "
+    "HALL FARM ACRE UPPER PARKWAY ARCADE CAFE DENTAL RENT CENTER NEW TERRACE PLACE YARD MEWS NURSERY HARPER "
+    "MANNER CRAFT TAVERN DRY CLEAN BAKERY PHARMACY TAXI ENTRANCE EXIT PRIVATE DELIVERY REAR HEAD DEPT UNIT "
+    "PARCEL FLAT APARTMENT WEST EAST NEAR LEFT RIGHT ENTER HANNAH KATE ANNE PETER MARY FRED WALTER"
+)
+WORDS = tuple(w for w in _VOCAB_TEXT.split() if set(w) <= set(sty.LETTERS))
+WORDS_TITLE = tuple(t for t in (w[0] + w[1:].lower() for w in WORDS) if set(t) <= set(sty.LETTERS))
+
+
+def words(rng: np.random.Generator, n: int) -> str:
+    """n words of street-sign text (upper case, or title case when every letter allows it)."""
+    pool = WORDS_TITLE if rng.random() < 0.4 else WORDS
+    return " ".join(pool[int(i)] for i in rng.integers(len(pool), size=n))
+
+
+def text_line(rng: np.random.Generator, font: str, size: int, text: str, col) -> Glyph | None:
+    """A line of text as an unlabeled glyph (label None: never boxed), at plane position (0, 0)."""
+    g = text_patch(font, size, text)
+    if g is not None:
+        g.layers = [(g.ink, col)]
+    return g
+
+
+def plane_h(yaw: float, pitch: float, roll: float, dist: float, scale: float = 1.0) -> np.ndarray:
+    """Plane -> image homography of a camera `dist` plane units in front of the plane's origin, the plane
+    turned by yaw (about the vertical axis), pitch and roll (degrees); the origin maps to (0, 0) at
+    `scale` image px per plane unit (before foreshortening)."""
+    y, p, r = np.deg2rad([yaw, pitch, roll])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    rot = ry @ rx @ rz
+    h = np.diag([scale * dist, scale * dist, 1.0]) @ np.column_stack([rot[:, 0], rot[:, 1], [0, 0, dist]])
+    return h / h[2, 2]
+
+
+def warp_patch(a: np.ndarray, x: int, y: int, H: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Warp a float (h, w) patch whose top-left is plane (x, y) by H into its own bounding canvas:
+    (uint8 array, canvas x0, canvas y0 in image coordinates). Nothing is cut off, so its sum is the
+    patch's whole warped ink."""
+    ph, pw = a.shape
+    q = apply_h(H, np.array([[x, y], [x + pw, y], [x + pw, y + ph], [x, y + ph]], dtype=np.float64))
+    bx0, by0 = (int(np.floor(v)) - 1 for v in q.min(0))
+    bx1, by1 = (int(np.ceil(v)) + 1 for v in q.max(0))
+    m = Image.fromarray((a * 255 + 0.5).astype(np.uint8), "L")
+    M = translate(-x, -y) @ np.linalg.inv(H) @ translate(bx0, by0)
+    return np.asarray(m.transform((bx1 - bx0, by1 - by0), Image.PERSPECTIVE, pil_coeffs(M), Image.BILINEAR)), bx0, by0
+
+
+def ink_in_image(g: Glyph, H: np.ndarray, size: tuple[int, int]) -> tuple[Image.Image, float]:
+    """The glyph's ink warped into the (W, H) image and the fraction of all its warped ink inside it."""
+    W, Hh = size
+    a, bx0, by0 = warp_patch(g.ink, g.x, g.y, H)
+    full = np.zeros((Hh, W), np.uint8)
+    x0, y0 = max(bx0, 0), max(by0, 0)
+    x1, y1 = min(bx0 + a.shape[1], W), min(by0 + a.shape[0], Hh)
+    if x0 < x1 and y0 < y1:
+        full[y0:y1, x0:x1] = a[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+    total = float(a.sum(dtype=np.float64))
+    return Image.fromarray(full, "L"), (float(full.sum(dtype=np.float64)) / total if total > 0 else 0.0)
+
+
+def warped_boxes(glyphs: list[Glyph], H: np.ndarray) -> np.ndarray:
+    """(n, 4) tight boxes [x0, y0, x1, y1] of each glyph's ink (alpha >= 0.5) after H, unclipped."""
+    out = []
+    for g in glyphs:
+        a, bx0, by0 = warp_patch(g.ink, g.x, g.y, H)
+        b = tight_box(a.astype(np.float32) / 255.0) or (0, 0, 0, 0)
+        out.append((b[0] + bx0, b[1] + by0, b[2] + bx0, b[3] + by0))
+    return np.array(out, dtype=np.float64)
+
+
+def canvas_for(H: np.ndarray, size: tuple[int, int], keep: tuple, lim: float) -> tuple[int, int, int, int]:
+    """Plane rectangle (x0, y0, x1, y1) to draw so the crop of `size` is covered, at most `lim` around
+    `keep` (a plane box that must be inside)."""
+    W, Hh = size
+    c = apply_h(np.linalg.inv(H), np.array([[0, 0], [W, 0], [W, Hh], [0, Hh]], dtype=np.float64))
+    x0 = int(np.floor(max(min(c[:, 0].min(), keep[0]), keep[0] - lim))) - 2
+    y0 = int(np.floor(max(min(c[:, 1].min(), keep[1]), keep[1] - lim))) - 2
+    x1 = int(np.ceil(min(max(c[:, 0].max(), keep[2]), keep[2] + lim))) + 2
+    y1 = int(np.ceil(min(max(c[:, 1].max(), keep[3]), keep[3] + lim))) + 2
+    return x0, y0, x1, y1
+
+
+def brushed(rng: np.random.Generator, h: int, w: int, color, unit: float, vertical: bool = False) -> np.ndarray:
+    """(h, w, 3) brushed metal around `color`: fine streaks along the brushing and a broad sheen across."""
+    if vertical:
+        h, w = w, h
+    k = max(2, int(w / max(2.0, unit * rng.uniform(0.3, 1.2))))
+    streak = np.asarray(Image.fromarray(rng.standard_normal((h, k)).astype(np.float32), "F").resize(
+        (w, h), Image.BILINEAR))
+    sheen = np.asarray(Image.fromarray(rng.random((2, 4)).astype(np.float32), "F").resize((w, h), Image.BICUBIC))
+    f = 1 + streak * rng.uniform(0.04, 0.12) + (sheen - 0.5) * rng.uniform(0.2, 0.6)
+    out = np.clip(np.asarray(color, np.float32) * f[..., None].astype(np.float32), 0, 1)
+    return np.ascontiguousarray(out.transpose(1, 0, 2)) if vertical else out
+
+
+HOUSE_P = (0.12, 0.24, 0.15, 0.2, 0.22, 0.07)  # photo, brick, wood, siding, stucco, gradient (sty.background)
+HOUSE_TEXTURES = ("brick", "gravel")  # photos that pass for a house wall (no faces, no handwriting)
+
+
+def house_wall(rng: np.random.Generator, h: int, w: int, color, unit: float) -> np.ndarray:
+    """(h, w, 3) float32 wall of a house: cladding panels, brick, wood, siding, render, a brick photo."""
+    if rng.random() < 0.15:
+        return _panels(rng, h, w, color, unit)
+    return sty.background(rng, h, w, color, unit, p=HOUSE_P, names=HOUSE_TEXTURES).astype(np.float32)
+
+
+def _panels(rng: np.random.Generator, h: int, w: int, color, unit: float) -> np.ndarray:
+    """Facade cladding: large flat panels with thin dark joints and a slight tint per panel."""
+    pw, ph = unit * rng.uniform(2.5, 8), unit * rng.uniform(1.5, 5)
+    xs = np.arange(w) + rng.uniform(0, pw)
+    ys = np.arange(h) + rng.uniform(0, ph)
+    cols, rows = (xs // pw).astype(int), (ys // ph).astype(int)
+    tint = (1 + rng.normal(0, 0.04, (rows[-1] + 1, cols[-1] + 1))).astype(np.float32)
+    out = np.asarray(color, np.float32) * tint[rows[:, None], cols[None, :], None]
+    t = max(1.0, unit * rng.uniform(0.03, 0.08))
+    seam = ((ys % ph) < t)[:, None] | ((xs % pw) < t)[None, :]
+    out[seam] *= np.float32(rng.uniform(0.4, 0.75))
+    return np.clip(out, 0, 1)
+
+
+def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0: np.ndarray,
+           origin: tuple[int, int], H: np.ndarray, size: tuple[int, int], back: np.ndarray, final: tuple[int, int],
+           R: float, h_final: float, strict: bool) -> Sample | None:
+    """Lay `number` over the plane canvas (P0, A0 with top-left at plane `origin`), warp it by H into a
+    crop of render `size` over `back` ((h, w, 3) float), light, grade, resize to `final` (W, H), box the
+    digits and degrade. None when the draw is refused: a digit 30-70 % inside, no digit boxed, or (if
+    strict) a digit barely visible."""
+    Wc, Hc = size
+    digits = [g for g in number if g.label is not None]
+    inks = [ink_in_image(g, H, size) for g in digits]
+    if any(CUT_BAND[0] < f < CUT_BAND[1] for _, f in inks) or not any(f >= MIN_VISIBLE for _, f in inks):
+        return None
+    ox, oy = origin
+    P, A = P0.copy(), A0.copy()
+    for g in number:
+        for alpha, col in g.layers:
+            composite(P, A, alpha, col, g.x - ox, g.y - oy)
+    M = translate(-ox, -oy) @ np.linalg.inv(H)
+    kb = warped_boxes(digits, H)
+    wx0, wy0 = (max(0, int(np.floor(v)) - 2) for v in kb[:, :2].min(0))
+    wx1, wy1 = min(Wc, int(np.ceil(kb[:, 2].max())) + 2), min(Hc, int(np.ceil(kb[:, 3].max())) + 2)
+    wx1, wy1 = max(wx1, wx0 + 1), max(wy1, wy0 + 1)
+    fg = warp_layer(P, A, size, M)
+    fg0 = warp_layer(P0, A0, (wx1 - wx0, wy1 - wy0), M @ translate(wx0, wy0))
+    without = (back[wy0:wy1, wx0:wx1] * (1 - fg0[..., 3:4]) + fg0[..., :3]).astype(np.float32)
+    img = (back * (1 - fg[..., 3:4]) + fg[..., :3]).astype(np.float32)
+    img, without = camera(rng, img, R, (without, wx0, wy0))
+    diff = np.zeros((Hc, Wc), np.float32)
+    diff[wy0:wy1, wx0:wx1] = np.abs(sty.lum(img[wy0:wy1, wx0:wx1]) - sty.lum(without))
+    vis = [float(diff[ma].mean()) for ma in (np.asarray(m) >= 128 for m, _ in inks) if ma.any()]
+    v = min(vis) if vis else 0.0
+    if strict and v < VIS_MIN and not (v >= VIS_TAIL and rng.random() < 0.3):
+        return None
+
+    Wf, Hf = final
+    gamma = float(rng.uniform(0.8, 1.2))
+    flt = (Image.BILINEAR, Image.BICUBIC, Image.LANCZOS, Image.BOX)[int(rng.integers(4))]
+    lut = (np.linspace(0, 1, 256) ** gamma * 255 + 0.5).astype(np.uint8).tolist()
+    im = Image.fromarray((img * 255 + 0.5).astype(np.uint8), "RGB").point(lut * 3).resize((Wf, Hf), flt)
+    boxes, labels, masks = [], [], []
+    for g, (m, frac) in zip(digits, inks):
+        if frac < MIN_VISIBLE:
+            continue
+        if not _solid(m):
+            return None
+        mk = final_mask(m, (Wf, Hf), shrink=Wf < Wc)
+        b = tight_box(mk.astype(np.float32))
+        if b is None:
+            continue
+        boxes.append([float(x) for x in b])
+        labels.append(int(g.label))
+        masks.append(mk)
+    if not boxes:
+        return None
+    # Lookalikes: the number's letter ("12A"); its other text is never one glyph.
+    looks = []
+    for g in number:
+        if g.label is None and not g.text:
+            m, frac = ink_in_image(g, H, size)
+            b = final_box(m, (Wf, Hf), Wf < Wc) if frac >= LOOKALIKE_MIN_VISIBLE else None
+            if b is not None:
+                looks.append(b)
+    return Sample(degrade(rng, im, h_final), boxes, labels, masks, visibility=v, lookalikes=looks)
+
+
+def _solid(m: Image.Image) -> bool:
+    """True when the ink's box at alpha >= 0.5 (the box rule) spans its faint ink too (alpha >= 0.2):
+    a hairline that the warp left below 0.5 would otherwise get a box on part of a visible digit."""
+    a = np.asarray(m)
+    hard, faint = tight_box(a >= 128), tight_box(a >= 51)
+    if hard is None or faint is None:
+        return False
+    w, h = faint[2] - faint[0], faint[3] - faint[1]
+    return all(abs(a - b) <= max(1.5, 0.12 * size) for a, b, size in zip(hard, faint, (w, h, w, h)))
+
+
+def first_draw(once, rng: np.random.Generator, name: str) -> Sample:
+    """once(rng, strict) until it gives a sample (strict for the first 7 tries, like the crop mode)."""
+    for attempt in range(60):
+        s = once(rng, attempt < 7)
+        if s is not None:
+            return s
+    raise DataError(f"synthetic {name} sample: no usable draw in 60 attempts")  # pragma: no cover

@@ -1,0 +1,212 @@
+"""The synthetic `scene` mode: a window of a wider photo of a wall with the house number small in it.
+
+The number (on a plaque or straight on the wall, sometimes followed or preceded by words on the same
+baseline, like "303 PARK LANE") is 12-35 % of the image height; around it: windows, a door, another sign,
+notices of small print, pipes, cables and lamps. Every piece of text uses letters only (style.LETTERS),
+so the house number's digits are the only digits in the picture and the only boxes. Short side 120-240 px,
+long side <= 400.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitdet.data.synth import style as sty
+from digitdet.data.synth.compose import (
+    canvas_for,
+    finish,
+    first_draw,
+    house_wall,
+    plane_h,
+    text_line,
+    warped_boxes,
+    words,
+)
+from digitdet.data.synth.plaque import (
+    brush_numerals,
+    camera_angles,
+    draw_plaque,
+    number_glyphs,
+    number_style,
+    plaque_font,
+    plate_box,
+    sample_look,
+    text_lines,
+    union_box,
+)
+from digitdet.data.synth.render import Glyph, Sample, composite, translate
+
+MAX_RENDER_PX = 30_000  # render at most this many pixels; larger images are upscaled at the end
+
+
+def render_scene(rng: np.random.Generator) -> Sample:
+    """A wall with the house number small (12-35 % of the image height) among words and other things."""
+    return first_draw(_scene_once, rng, "scene")
+
+
+def _free(rng, rects: list, size: tuple[float, float], area: tuple, tries: int = 8) -> tuple[int, int] | None:
+    """Top-left of a w x h rectangle inside `area` (x0, y0, x1, y1) overlapping none of `rects`."""
+    w, h = size
+    for _ in range(tries):
+        u, v = rng.random(2)
+        x = area[0] - 0.3 * w + u * (area[2] - area[0] - 0.4 * w)
+        y = area[1] - 0.3 * h + v * (area[3] - area[1] - 0.4 * h)
+        if all(x + w < r[0] or r[2] < x or y + h < r[1] or r[3] < y for r in rects):
+            rects.append((x, y, x + w, y + h))
+            return int(x), int(y)
+    return None
+
+
+def _window(rng, R: float) -> np.ndarray:
+    w, h = int(R * rng.uniform(3, 8)), int(R * rng.uniform(3.5, 9))
+    fw = max(2, int(R * rng.uniform(0.12, 0.35)))
+    frame = sty.color_with_lum(rng, float(rng.choice([rng.uniform(0.8, 0.97), rng.uniform(0.05, 0.3)])))
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = frame
+    gh, gw = h - 2 * fw, w - 2 * fw
+    if gh > 2 and gw > 2:
+        t = np.linspace(0, 1, gh, dtype=np.float32)[:, None, None]
+        top, bottom = sty.color_with_lum(rng, float(rng.uniform(0.15, 0.5))), sty.color_with_lum(rng, 0.08)
+        glass = top * (1 - t) + bottom * t * np.ones((1, gw, 1), np.float32)
+        xy = np.arange(gw)[None, :] + np.arange(gh)[:, None] * rng.uniform(0.5, 1.5)  # a reflection band
+        band = np.abs((xy / max(gw, 1) - rng.uniform(0.2, 1.2)) % 1.0 - 0.5) < 0.08
+        glass[band] = np.clip(glass[band] + rng.uniform(0.1, 0.35), 0, 1)
+        img[fw:fw + gh, fw:fw + gw] = glass
+        for _ in range(int(rng.integers(0, 3))):  # mullions
+            if rng.random() < 0.6:
+                x = int(rng.uniform(0.3, 0.7) * w)
+                img[:, x:x + max(1, fw // 2)] = frame
+            else:
+                y = int(rng.uniform(0.3, 0.7) * h)
+                img[y:y + max(1, fw // 2)] = frame
+    return img
+
+
+def _door(rng, R: float) -> np.ndarray:
+    w, h = int(R * rng.uniform(3, 5)), int(R * rng.uniform(8, 12))
+    col = sty.color_with_lum(rng, float(rng.uniform(0.05, 0.9)), sat=float(rng.uniform(0, 0.6)))
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = col
+    fw = max(2, int(R * rng.uniform(0.1, 0.3)))
+    img[:, :fw] = img[:, -fw:] = img[:fw] = np.clip(col * 0.6, 0, 1)
+    for i in range(int(rng.integers(0, 4))):  # panels
+        y0 = int(h * (0.1 + 0.22 * i))
+        img[y0:y0 + int(h * 0.18), int(w * 0.2):int(w * 0.8)] *= np.float32(rng.uniform(0.8, 0.95))
+    ky = int(h * 0.5)
+    img[ky:ky + max(2, fw), int(w * 0.8):int(w * 0.8) + max(2, fw)] = (0.8, 0.7, 0.4)
+    return img
+
+
+def _text_block(rng, R: float, small: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """A sign or a notice: (colour (h, w, 3), alpha (h, w)) with lines of letters only."""
+    font = sty.pick_font(rng)
+    hr, _ = sty.font_metrics(font)
+    size = max(5, int(round(R * (rng.uniform(0.12, 0.3) if small else rng.uniform(0.3, 0.9)) / hr)))
+    n_lines = int(rng.integers(2, 7)) if small else int(rng.integers(1, 3))
+    lines = [text_line(rng, font, size, words(rng, int(rng.integers(1, 4))), None) for _ in range(n_lines)]
+    lines = [g for g in lines if g is not None]
+    if not lines:
+        return None
+    lead = int(size * rng.uniform(1.1, 1.6))
+    pad = int(size * rng.uniform(0.3, 1.0))
+    w = max(g.ink.shape[1] for g in lines) + 2 * pad
+    h = lead * len(lines) + 2 * pad
+    board = rng.random() < 0.8
+    bg = sty.color_with_lum(rng, float(rng.uniform(0.6, 0.97) if small else rng.uniform(0.05, 0.95)))
+    fg = sty.color_with_lum(rng, float(np.clip(sty.lum(bg) + rng.choice([-0.6, 0.6]), 0.03, 0.97)))
+    col = np.empty((h, w, 3), np.float32)
+    col[:] = bg
+    alpha = np.ones((h, w), np.float32) if board else np.zeros((h, w), np.float32)
+    for i, g in enumerate(lines):
+        ink = g.ink[:max(0, min(g.ink.shape[0], h - pad - i * lead)), :w - pad]
+        y, x = pad + i * lead, pad
+        sub = col[y:y + ink.shape[0], x:x + ink.shape[1]]
+        sub[:] = sub * (1 - ink[..., None]) + fg * ink[..., None]
+        a = alpha[y:y + ink.shape[0], x:x + ink.shape[1]]
+        a[:] = np.maximum(a, ink)
+    return col, alpha
+
+
+def _furnish(rng, P: np.ndarray, A: np.ndarray, keep: tuple, R: float) -> None:
+    """Windows, a door, another sign and notices of small print on the wall canvas, none over `keep`."""
+    h, w = A.shape
+    rects = [keep]
+    area = (0, 0, w, h)
+    items = []
+    if rng.random() < 0.45:
+        items.append(_window(rng, R))
+    if rng.random() < 0.2:
+        items.append(_door(rng, R))
+    for small, p in ((False, 0.4), (True, 0.5), (True, 0.2)):
+        if rng.random() < p:
+            items.append(_text_block(rng, R, small))
+    for item in items:
+        if item is None:
+            continue
+        col, alpha = item if isinstance(item, tuple) else (item, np.ones(item.shape[:2], np.float32))
+        at = _free(rng, rects, (alpha.shape[1], alpha.shape[0]), area)
+        if at is not None:
+            composite(P, A, alpha, col, at[0], at[1])
+
+
+def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
+    short = float(rng.uniform(120, 240))
+    aspect = float(rng.uniform(0.62, 0.9) if rng.random() < 0.2 else rng.uniform(1.05, 1.75))  # width / height
+    Wf, Hf = (short * aspect, short) if aspect > 1 else (short, short / aspect)
+    k = min(1.0, 400 / max(Wf, Hf))
+    Wf, Hf = int(round(Wf * k)), int(round(Hf * k))
+    frac = float(rng.uniform(0.12, 0.35))
+    h_final = frac * Hf
+    R = float(np.clip(h_final / max(1.0, np.sqrt(Wf * Hf / MAX_RENDER_PX)) * rng.uniform(0.95, 1.1), 16, 48))
+
+    look = sample_look(rng, plate_p=0.55)
+    font = plaque_font(rng) if rng.random() < 0.5 else sty.pick_font(rng)
+    st = number_style(rng, R, look, font)
+    number = number_glyphs(rng, st, R)
+    if not any(g.label is not None for g in number):
+        return None
+    if look.num_finish == "brushed":
+        brush_numerals(rng, number, look.num_col, R)
+    nb = union_box(number)
+    extra: list[Glyph] = []
+    if rng.random() < 0.45:  # words on the number's baseline: "303 PARK LANE" (only the digits are boxed)
+        g = text_line(rng, font, st.size, words(rng, int(rng.integers(1, 3))), look.num_col)
+        if g is not None:
+            gap = R * rng.uniform(0.35, 0.8)
+            g.x = int(round(nb[2] + gap - g.box[0])) if rng.random() < 0.75 else int(round(nb[0] - gap - g.box[2]))
+            extra.append(g)
+    if look.plate != "none":
+        extra += text_lines(rng, union_box(number + extra), R, font, look.num_col, p=0.35)
+    content = union_box(number + extra)
+    pb = plate_box(rng, content, R) if look.plate != "none" else content
+
+    yaw, pitch, roll = camera_angles(rng, 0.3, 40)
+    dist = Wf * R / h_final * rng.uniform(1.0, 2.5)
+    H0 = plane_h(yaw, pitch, roll, dist) @ translate(-(nb[0] + nb[2]) / 2, -(nb[1] + nb[3]) / 2)
+    wb = warped_boxes(number, H0)
+    s = h_final / float(max(b[3] - b[1] for b, g in zip(wb, number) if g.label is not None))
+    Wc, Hc = int(np.ceil(Wf / s)), int(np.ceil(Hf / s))
+    ex0, ey0, ex1, ey1 = wb[:, 0].min(), wb[:, 1].min(), wb[:, 2].max(), wb[:, 3].max()
+    m = 0.03 * max(Wc, Hc)
+    if ex1 - ex0 + 2 * m > Wc or ey1 - ey0 + 2 * m > Hc:
+        return None
+    x0 = ex0 - m - rng.uniform(0, 1) * (Wc - (ex1 - ex0) - 2 * m)
+    y0 = ey0 - m - rng.beta(1.5, 1.5) * (Hc - (ey1 - ey0) - 2 * m)
+    H = translate(-x0, -y0) @ H0
+
+    cb = canvas_for(H, (Wc, Hc), pb, 1.5 * max(Wc, Hc))
+    origin = cb[0], cb[1]
+    P0 = house_wall(rng, cb[3] - cb[1], cb[2] - cb[0], look.wall_col, R)
+    A0 = np.ones(P0.shape[:2], np.float32)
+    keep = (pb[0] - origin[0] - 0.4 * R, pb[1] - origin[1] - 0.4 * R, pb[2] - origin[0] + 0.4 * R,
+            pb[3] - origin[1] + 0.4 * R)
+    _furnish(rng, P0, A0, keep, R)
+    sty.add_structures(rng, P0, R, keep)
+    draw_plaque(rng, P0, A0, origin, pb, R, look, content)
+    for g in extra:
+        for alpha, col in g.layers:
+            composite(P0, A0, alpha, col, g.x - origin[0], g.y - origin[1])
+    back = np.empty((Hc, Wc, 3), np.float32)
+    back[:] = look.wall_col
+    return finish(rng, number=number, P0=P0, A0=A0, origin=origin, H=H, size=(Wc, Hc), back=back,
+                  final=(Wf, Hf), R=R, h_final=h_final, strict=strict)

@@ -1,0 +1,56 @@
+"""The packed reader: a training checkpoint's model as float16 weights with the merged config, the tuned
+reading threshold and its provenance ('meta'), loaded with weights_only=True. The reader shipped in
+digitdet/weights is one; `Reader()` (digitdet.reading.reader) and `model.backbone_weights=bundled:...` load it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from digitdet import io
+from digitdet.errors import DigitdetError, first_line
+from digitdet.model.checkpoint import load_checkpoint
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
+
+
+def bundled_reader_path() -> Path:
+    path = WEIGHTS_DIR / f"{BUNDLED_READER}.pt"
+    if not path.is_file():
+        raise DigitdetError(f"the bundled reader {path} is missing from this installation; "
+                            "pass --checkpoint RUN/best.pt")
+    return path
+
+
+def load_packed(path: Path) -> dict:
+    """A packed reader ({'config', 'model' (float16 state dict), 'read_thresh', 'meta'}), loaded safely."""
+    try:
+        packed = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged installation
+        raise DigitdetError(f"{path}: the reader weights cannot be loaded ({first_line(exc, typed=True)})") from None
+    if not isinstance(packed, dict) or not {"config", "model", "read_thresh"} <= set(packed):
+        raise DigitdetError(f"{path}: not a packed digitdet reader (needs config, model, read_thresh)")
+    return packed
+
+
+def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = None) -> dict:
+    """Write a training checkpoint's model as a packed reader: float16 weights, the merged config, the
+    tuned reading threshold and `meta` (data, command, metrics), loadable with weights_only=True."""
+    ckpt = load_checkpoint(checkpoint)
+    packed = {"config": ckpt["config"], "read_thresh": float(ckpt.get("read_thresh") or 0.65),
+              "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
+              "meta": json.loads(json.dumps(meta or {}, default=str))}  # plain types only: weights_only loads
+    io.save_torch(out, packed)
+    return packed
+
+
+def load_model_weights(path: str) -> dict[str, torch.Tensor]:
+    """Whole-model weights (float32) from a checkpoint file, or from the bundled reader ("bundled:reader")."""
+    if path == "bundled:reader":
+        packed = load_packed(bundled_reader_path())
+        return {k: v.float() for k, v in packed["model"].items()}
+    return load_checkpoint(path)["model"]

@@ -76,21 +76,48 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from digitdet.reading.predict import predict_folder
+    from digitdet.errors import DigitdetError
 
-    runner = None
-    if a.onnx:
-        from digitdet.model.onnx_runtime import onnx_runner
-
-        runner = onnx_runner(a.onnx, progress=not a.quiet)
+    ray_only = [f"--{k.replace('_', '-')}" for k in ("address", "workers", "worker_cpus", "worker_gpus")
+                if getattr(a, k) is not None]
+    if a.engine == "local" and ray_only:
+        raise DigitdetError(f"{', '.join(ray_only)}: for --engine ray only (the local engine runs in this process)")
+    if a.engine == "ray" and a.onnx:
+        raise DigitdetError("--onnx runs with --engine local only")
+    if a.batch_size is not None and a.batch_size < 1:
+        raise DigitdetError(f"--batch-size must be at least 1 (got {a.batch_size})")
+    overrides = tuple(a.overrides) + ((f"predict.batch_size={a.batch_size}",) if a.batch_size else ())
 
     def warn(reason: str) -> None:  # one line per file that cannot be read; above any progress bar
         tqdm.write(f"digitdet: warning: skipped {reason}", file=sys.stderr)
 
-    summary = predict_folder(a.checkpoint, a.images, a.out, ann_file=a.ann, overrides=tuple(a.overrides),
-                             visualize=a.visualize, runner=runner, progress=not a.quiet, warn=warn)
     out = Path(a.out)
     written = f"{out / 'pred.json'}, {out / 'pred.csv'}" + ("" if a.ann else f", {out / 'images.json'}")
+    if a.engine == "ray":
+        from digitdet.reading.ray_engine import MANIFEST, predict_folder_ray
+
+        try:
+            summary = predict_folder_ray(a.checkpoint, a.images, a.out, ann_file=a.ann, overrides=overrides,
+                                         address=a.address, workers=a.workers, worker_cpus=a.worker_cpus or 1,
+                                         worker_gpus=a.worker_gpus, visualize=a.visualize, progress=not a.quiet,
+                                         warn=warn)
+        except KeyboardInterrupt:
+            print(f"digitdet: interrupted; the batches read so far are kept in {out / MANIFEST}: the same "
+                  "command reads the rest", file=sys.stderr)
+            return 130
+        earlier = f"{summary['resumed']} images read by an earlier run"
+        written += f", {out / 'numbers.parquet'} (" + (f"{summary['workers']} Ray workers" + (
+            f"; {earlier})" if summary["resumed"] else ")") if summary["workers"] else f"all {earlier})")
+    else:
+        from digitdet.reading.predict import predict_folder
+
+        runner = None
+        if a.onnx:
+            from digitdet.model.onnx_runtime import onnx_runner
+
+            runner = onnx_runner(a.onnx, progress=not a.quiet)
+        summary = predict_folder(a.checkpoint, a.images, a.out, ann_file=a.ann, overrides=overrides,
+                                 visualize=a.visualize, runner=runner, progress=not a.quiet, warn=warn)
     skipped = len(summary["skipped"])
     print(f"{summary['read']} images read, {skipped} skipped (cannot be read: pred.csv row -1), "
           f"{summary['boxes']} boxes, {summary['no_digit']} without digits -> {written}")
@@ -102,15 +129,29 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:
-    """`digitdet predict`: pred.json and pred.csv for a folder (reading.predict)."""
+    """`digitdet predict`: pred.json and pred.csv for a folder (reading.predict; reading.ray_engine)."""
     s = sub.add_parser("predict", help="write pred.json and pred.csv for a folder of images")
     s.add_argument("--checkpoint", help="a digitdet checkpoint (default: the reader shipped in the package)")
-    s.add_argument("--images", required=True)
+    s.add_argument("--images", required=True, help="a folder of images, or a text file listing image paths (one "
+                                                   "per line, relative to the list's folder)")
     s.add_argument("--out", required=True)
     s.add_argument("--ann", help="COCO json giving the image ids (default: from the file names: integer stems keep "
                                  "theirs, other names get the next ids in name order, listed in OUT/images.json)")
     s.add_argument("--visualize", type=int, default=0, metavar="N", help="gallery of N images")
     s.add_argument("--onnx", help="run this exported model with onnxruntime instead of torch (at the model's "
                                   "own scale: no whole-photo pyramid)")
+    s.add_argument("--batch-size", type=int, metavar="B",
+                   help="images per model call (predict.batch_size; both engines make the same batches)")
+    s.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: Ray Data, a pool of reader processes on this machine "
+                        "or a cluster, the same outputs plus numbers.parquet, resumable (needs digitdet[ray]; "
+                        "docs/batch.md)")
+    s.add_argument("--address", help="ray: join the running Ray cluster at HOST:PORT (or 'auto'); default: start a "
+                                     "local Ray for this run")
+    s.add_argument("--workers", type=int, metavar="N", help="ray: reader processes, one model each (default: one "
+                                                            "per GPU, else one per --worker-cpus CPUs)")
+    s.add_argument("--worker-cpus", type=int, metavar="C", help="ray: CPUs (torch threads) per worker (default 1)")
+    s.add_argument("--worker-gpus", type=float, metavar="G",
+                   help="ray: GPUs per worker (default: 1 on a cluster with GPUs, else 0)")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
     s.set_defaults(func=_cmd_predict)

@@ -155,7 +155,7 @@ def test_the_plan_makes_the_local_engines_batches(cluster, photos):
 def test_an_interrupted_run_resumes_to_the_same_outputs(cluster, photos, local_out, tmp_path, capsys):
     """Interrupted (as by Ctrl-C) right after its first save, a run leaves no pred.* but its saved batches;
     the same command reads only the rest and writes the local engine's outputs. Mutations caught: the
-    resume reading every batch again, or outputs written before the end (not atomic)."""
+    resume reading every batch again (_todo); outputs written from the parts an interrupted run has."""
     from digitdet.reading.ray_engine import MANIFEST, predict_folder_ray
 
     out = tmp_path / "ray"
@@ -189,14 +189,21 @@ def test_an_interrupted_run_resumes_to_the_same_outputs(cluster, photos, local_o
 
 @needs_ray
 def test_a_second_process_joins_the_cluster_with_address(cluster, photos, local_out, tmp_path):
-    """`--address` joins a running cluster (here the module's) from another process; the images come from
-    a list file of paths, as for a city's photos on shared storage."""
+    """`--address` joins a running cluster (here the module's: 2 CPUs, so 3 workers are refused, where a
+    local Ray would have been started with 3) from another process; the images come from a list file of
+    paths, as for a city's photos on shared storage. Mutation: ray.init without the address."""
     listing = tmp_path / "some.txt"
     listing.write_text("# a few of them\n" + "".join(f"{photos / n}\n" for n in ("3.png", "36.png", "house 7.png")))
     out = tmp_path / "joined"
-    run = subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "predict", "--images", str(listing),
-                          "--out", str(out), "--engine", "ray", "--address", cluster, "--workers", "1", *OVERRIDES],
-                         capture_output=True, text=True, timeout=240)
+
+    def predict(workers: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "predict", "--images", str(listing),
+                               "--out", str(out), "--engine", "ray", "--address", cluster, "--workers", workers,
+                               *OVERRIDES], capture_output=True, text=True, timeout=240)
+
+    run = predict("3")
+    assert run.returncode == 2 and "3 workers need 3 CPUs" in run.stderr and "the Ray cluster has 2" in run.stderr
+    run = predict("1")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "3 images read, 0 skipped" in run.stdout and "(1 Ray workers)" in run.stdout
     rows = (out / "pred.csv").read_text().splitlines()
@@ -208,7 +215,7 @@ def test_a_list_file_names_the_same_images_as_the_folder(photos_small):
     folder, entries = image_entries(photos_small)
     listing = photos_small / "list.txt"
     names = [p.name for _, p in entries]
-    listing.write_text("# photos\n\n" + "\n".join(names + names[:1]) + "\n")  # a repeat counts once
+    listing.write_text("# photos\n\n" + "\n".join(names + names[1:]) + "\n")  # a repeat counts once
     assert image_entries(listing) == (folder, entries)
     listing.write_text("b.png\nmissing.png\n")
     assert image_entries(listing)[1] == [(1, photos_small / "b.png"), (2, photos_small / "missing.png")]
@@ -263,3 +270,27 @@ def test_dataset_kwargs_load_at_the_configs_budget():
 
     cfg = load_config([], ["data.upsample=2", "predict.max_pixels=40000"])
     assert dataset_kwargs(cfg)["max_pixels"] == cfg.load_pixels() == 10000
+
+
+def test_streamed_predictions_are_the_bytes_of_one_json_dump(tmp_path):
+    """The Ray engine streams its detections through predict.write_predictions (a generator: millions of
+    images are never all held); pred.json is still exactly json.dumps of the whole COCO results list.
+    Mutation: another separator between records or chunks."""
+    import numpy as np
+
+    from digitdet import metrics
+    from digitdet.config import load_config
+    from digitdet.reading.predict import write_predictions
+
+    cfg = load_config([], ["predict.read_thresh=0.5"])
+    dets = [{"image_id": i, "boxes": np.array([[1, 2, 11, 22], [12, 2, 20, 21]], np.float32) + i,
+             "scores": np.array([0.9, 0.7 if i % 2 else 0.01], np.float32), "labels": np.array([2, 8])}
+            for i in (5, 2, 9)] + [{"image_id": 4, "boxes": np.zeros((0, 4), np.float32),
+                                    "scores": np.zeros(0, np.float32), "labels": np.zeros(0, np.int64)}]
+    read = write_predictions(tmp_path, (d for d in dets), cfg, unread=[7])
+    want = json.dumps(metrics.coco_results(dets, score_thresh=cfg.predict.score_thresh)) + "\n"
+    assert (tmp_path / "pred.json").read_text() == want and want.count('"image_id"') == 5
+    assert read == {5: "17", 2: "1", 9: "17", 4: "-1", 7: "-1"}
+    assert (tmp_path / "pred.csv").read_text() == "image_id,pred_label\n2,1\n4,-1\n5,17\n7,-1\n9,17\n"
+    write_predictions(tmp_path, iter(()), cfg)
+    assert (tmp_path / "pred.json").read_text() == "[]\n"

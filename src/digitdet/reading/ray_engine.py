@@ -375,6 +375,7 @@ def predict_folder_ray(checkpoint: str | Path | None, images: str | Path, out_di
         todo = _todo(plan, parts)
         resumed = sum(b >= 0 and b not in todo for b in plan["batch"].to_pylist())
         if todo:
+            n_workers = min(n_workers, len(todo))  # no actor loads a model to wait idle
             ckpt = None if checkpoint is None else str(cwd / checkpoint)
             _run_batches(ray, pa, pq, manifest, _batches(plan.to_pydict(), todo), (ckpt, tuple(overrides),
                          worker_cpus), (n_workers, gpus), progress, warn, on_part, part_images, part_seconds)

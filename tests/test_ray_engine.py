@@ -294,3 +294,24 @@ def test_streamed_predictions_are_the_bytes_of_one_json_dump(tmp_path):
     assert (tmp_path / "pred.csv").read_text() == "image_id,pred_label\n2,1\n4,-1\n5,17\n7,-1\n9,17\n"
     write_predictions(tmp_path, iter(()), cfg)
     assert (tmp_path / "pred.json").read_text() == "[]\n"
+
+
+def test_an_address_where_nothing_listens_is_one_clear_line_at_once():
+    """Ray itself waits minutes for such an address (5 min and counting here): the engine checks it first.
+    Mutation: the socket check removed (this stand-in's init then fails the test)."""
+    import socket
+
+    from digitdet.reading.ray_engine import _start_ray
+
+    class NotJoined:
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs):
+            raise AssertionError("ray.init reached")
+
+    with socket.socket() as s:  # a port just freed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DigitdetError, match=rf"cannot join the Ray cluster at 127.0.0.1:{port}: .*ray start --head"):
+        _start_ray(NotJoined(), f"127.0.0.1:{port}", 1)

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -72,8 +73,7 @@ def part_schema(pa: Any) -> Any:
 
 
 def read_headers(table: Any) -> Any:
-    """Ray task: (image_id, file) rows -> + width, height, error (ImageFolder's checks; a file that cannot be
-    read gets its one-line reason)."""
+    """Ray task: (image_id, file) rows + width, height, error (ImageFolder's checks: a one-line reason)."""
     import pyarrow as pa
 
     rows = table.to_pylist()
@@ -136,19 +136,22 @@ def run_record(cfg: Any, checkpoint: str | Path | None, entries: list[tuple[int,
 
 
 def _start_ray(ray: Any, address: str | None, cpus: int) -> bool:
-    """Join the cluster at `address`, or start a local Ray of `cpus` CPUs; False when this process had
-    already joined one (used as it is, left running)."""
+    """Join the cluster at `address`, else start a local Ray of `cpus` CPUs; False: this process had joined one."""
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # progress: our bars, in files and images
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
     started = not ray.is_initialized()
+    where = f"join the Ray cluster at {address}" if address else "start a local Ray"
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
     try:
-        if started and address:
-            ray.init(address=address, logging_level=logging.WARNING)
-        elif started:
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"join the Ray cluster at {address}" if address else "start a local Ray"
-        raise DigitdetError(f"cannot {where}: {str(exc).strip().splitlines()[0]}") from None
+        if started and port.isdigit():  # Ray itself waits minutes for an address where nothing listens
+            socket.create_connection((host, int(port)), timeout=10).close()
+        if started:
+            ray.init(address=address or "local", num_cpus=None if address else cpus, include_dashboard=False,
+                     logging_level=logging.WARNING)
+    except (OSError, RuntimeError, ValueError) as exc:  # ConnectionError is an OSError
+        raise DigitdetError(f"cannot {where}: {str(exc).strip().splitlines()[0]}" + (
+            " (is its head up: `ray start --head`? with token authentication, RAY_AUTH_MODE=token and its token "
+            "here too: docs/batch.md)" if address else "")) from None
     ray.data.DataContext.get_current().enable_progress_bars = False
     return started
 
@@ -392,6 +395,5 @@ def predict_folder_ray(checkpoint: str | Path | None, images: str | Path, out_di
 
 def _todo(plan: Any, parts: Any) -> set[int]:
     """The plan's batches that no part holds whole."""
-    sizes = Counter(b for b in plan["batch"].to_pylist() if b >= 0)
     got = Counter(parts["batch"].to_pylist())
-    return {b for b, n in sizes.items() if got.get(b) != n}
+    return {b for b, n in Counter(plan["batch"].to_pylist()).items() if b >= 0 and got.get(b) != n}

@@ -1,8 +1,9 @@
 """The synthetic house-number generator and its modes: `generate` writes a COCO dataset (the embedded
-default data), `modes` mixes crop / tight / plaque / scene renders, `render` draws glyphs and the box rule,
-`scene`, `compose`, `plaque` and `wall` build the pictures around them, `style` picks fonts, colours and
-textures, and `glyph_crops` cuts single-glyph crops for pretraining. It may import the ground floor
-(config, errors, io) and the rest of digitdet.data, nothing above. The generator's public API is
+default data), `modes` mixes crop / tight / plaque / scene / relief / cut / sign renders, `render` draws
+glyphs and the box rule, `scene`, `compose`, `plaque`, `wall`, `relief` and `sign` build the pictures
+around them, `lens` adds a poor camera's faults, `style` picks fonts, colours and textures, and
+`glyph_crops` cuts single-glyph crops for pretraining. It may import the ground floor (config, errors,
+io) and the rest of digitdet.data, nothing above. The generator's public API is
 re-exported here: `from digitdet.data.synth import generate_dataset, render_sample, sample_rng`.
 """
 

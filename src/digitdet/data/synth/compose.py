@@ -108,6 +108,34 @@ def warped_boxes(glyphs: list[Glyph], H: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def cut_edge(g: Glyph, H: np.ndarray, visible: float, left: bool) -> float:
+    """Image x of a vertical border that leaves `visible` of g's warped ink inside (left or right border)."""
+    a, bx0, _ = warp_patch(g.ink, g.x, g.y, H)
+    cum = np.cumsum(a.sum(0, dtype=np.float64))
+    if left:
+        return float(bx0 + np.searchsorted(cum, (1 - visible) * cum[-1]))
+    return float(bx0 + np.searchsorted(cum, visible * cum[-1]) + 1)
+
+
+def cut_borders(rng: np.random.Generator, glyphs: list[Glyph], H: np.ndarray, wb: np.ndarray, dh: float,
+                p_cut: float, low: tuple[float, float] = (0.08, 0.3), p_low: float = 0.5) -> tuple[float, float]:
+    """Left and right image x of a tight crop around `glyphs` (their warped boxes `wb`, digit height `dh`):
+    each side cuts through its outer glyph with chance `p_cut` (one side only on a number under 3 glyphs),
+    leaving clearly less (`low`, with chance `p_low`) or clearly more (0.72-0.95) than half of its ink
+    inside, never near the box rule's 50 %; an uncut side keeps a small margin."""
+    n = len(glyphs)
+    cut_l, cut_r = n > 1 and rng.random() < p_cut, n > 1 and rng.random() < p_cut
+    if cut_l and cut_r and n < 3:
+        cut_l, cut_r = (True, False) if rng.random() < 0.5 else (False, True)
+
+    def visible() -> float:
+        return float(rng.uniform(*low) if rng.random() < p_low else rng.uniform(0.72, 0.95))
+
+    x0 = cut_edge(glyphs[0], H, visible(), True) if cut_l else wb[:, 0].min() - rng.uniform(0.02, 0.3) * dh
+    x1 = cut_edge(glyphs[-1], H, visible(), False) if cut_r else wb[:, 2].max() + rng.uniform(0.02, 0.3) * dh
+    return float(x0), float(x1)
+
+
 def canvas_for(H: np.ndarray, size: tuple[int, int], keep: tuple, lim: float) -> tuple[int, int, int, int]:
     """Plane rectangle (x0, y0, x1, y1) to draw so the crop of `size` is covered, at most `lim` around
     `keep` (a plane box that must be inside)."""
@@ -160,11 +188,12 @@ def _panels(rng: np.random.Generator, h: int, w: int, color, unit: float) -> np.
 
 def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0: np.ndarray,
            origin: tuple[int, int], H: np.ndarray, size: tuple[int, int], back: np.ndarray, final: tuple[int, int],
-           R: float, h_final: float, strict: bool) -> Sample | None:
+           R: float, h_final: float, strict: bool, cut_lookalikes: bool = False) -> Sample | None:
     """Lay `number` over the plane canvas (P0, A0 with top-left at plane `origin`), warp it by H into a
     crop of render `size` over `back` ((h, w, 3) float), light, grade, resize to `final` (W, H), box the
     digits and degrade. None when the draw is refused: a digit 30-70 % inside, no digit boxed, or (if
-    strict) a digit barely visible."""
+    strict) a digit barely visible. `cut_lookalikes`: a digit cut by the border (15-50 % of its ink inside,
+    no box) is listed among the lookalikes, as the crop mode lists cut neighbours."""
     Wc, Hc = size
     digits = [g for g in number if g.label is not None]
     inks = [ink_in_image(g, H, size) for g in digits]
@@ -218,6 +247,11 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
         if g.label is None and not g.text:
             m, frac = ink_in_image(g, H, size)
             b = final_box(m, (Wf, Hf), Wf < Wc) if frac >= LOOKALIKE_MIN_VISIBLE else None
+            if b is not None:
+                looks.append(b)
+    if cut_lookalikes:
+        for m, frac in inks:
+            b = final_box(m, (Wf, Hf), Wf < Wc) if LOOKALIKE_MIN_VISIBLE <= frac < MIN_VISIBLE else None
             if b is not None:
                 looks.append(b)
     return Sample(degrade(rng, im, h_final), boxes, labels, masks, visibility=v, lookalikes=looks)

@@ -6,10 +6,17 @@
     plaque  a house-number plaque filling much of the frame (plaque)
     scene   a window of a wall with the number small beside words, small print, windows, doors and
             other signs (wall)
+    relief  a 3-D plaque: extruded, embossed or brushed-metal digits with bevel light and a cast shadow,
+            yaw, pitch and rotation up to 35 degrees, camera faults (relief, lens)
+    cut     a tight crop of such a number: first or last digit cut by the border, top or bottom shaved, the
+            crop resized to a square or another aspect, steep views, camera faults (relief, lens)
+    sign    a whole sign photo: the big number on a plate above a name band and a panel of small print
+            (words, room lists, arrows); only the big number's digits are boxed (sign)
 
 All modes share the box rule of render: tight boxes from final-resolution masks, a digit boxed iff
 >= 50 % of its ink is inside the image (never 30-70 %), letters and text never boxed as digits (the
-number's letter and, in the crop mode, cut neighbours are boxed as lookalikes).
+number's letter and, in the crop and cut modes, cut digits, in the sign mode small-print digits, are
+boxed as lookalikes).
 
 Mixing: `pick_mode(rng, weights)` draws the mode of an image from the image's own generator before it
 is rendered, except when only one mode has weight (then nothing is drawn, so {"crop": 1} and no modes at
@@ -24,14 +31,16 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from digitdet.data.synth import style as sty
-from digitdet.data.synth.compose import canvas_for, finish, first_draw, warp_patch, warped_boxes
+from digitdet.data.synth.compose import canvas_for, cut_borders, finish, first_draw, warped_boxes
 from digitdet.data.synth.plaque import render_plaque
+from digitdet.data.synth.relief import render_cut, render_relief
 from digitdet.data.synth.render import Sample, layout, number_chars, sample_style, translate
 from digitdet.data.synth.scene import draw_plate, render_sample
+from digitdet.data.synth.sign import render_sign
 from digitdet.data.synth.wall import render_scene
 from digitdet.errors import DataError
 
-MODES = ("crop", "tight", "plaque", "scene")
+MODES = ("crop", "tight", "plaque", "scene", "relief", "cut", "sign")
 DEFAULT_MODES = {"crop": 1.0}
 _EXAMPLE = "crop=0.4,tight=0.2,plaque=0.2,scene=0.2"
 
@@ -107,15 +116,6 @@ def render_tight(rng: np.random.Generator) -> Sample:
     return first_draw(_tight_once, rng, "tight")
 
 
-def _cut_edge(g, H: np.ndarray, visible: float, left: bool) -> float:
-    """Image x of a vertical border that leaves `visible` of g's warped ink inside (left or right border)."""
-    a, bx0, _ = warp_patch(g.ink, g.x, g.y, H)
-    cum = np.cumsum(a.sum(0, dtype=np.float64))
-    if left:
-        return float(bx0 + np.searchsorted(cum, (1 - visible) * cum[-1]))
-    return float(bx0 + np.searchsorted(cum, visible * cum[-1]) + 1)
-
-
 def _tight_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     chars, labels = number_chars(rng)
     height = float(np.exp(rng.uniform(np.log(40), np.log(200))))  # final image height, before a cap
@@ -146,15 +146,7 @@ def _tight_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     Hc = int(np.ceil(Hc))
     y0 = ey0 - rng.uniform(0, 1) * (Hc - (ey1 - ey0))
     dh = float(np.median(hs))
-    cut_l, cut_r = len(glyphs) > 1 and rng.random() < 0.3, len(glyphs) > 1 and rng.random() < 0.3
-    if cut_l and cut_r and len(glyphs) < 3:
-        cut_l, cut_r = (True, False) if rng.random() < 0.5 else (False, True)
-
-    def visible() -> float:  # clearly less or clearly more than half of the digit shows
-        return float(rng.uniform(0.08, 0.3) if rng.random() < 0.5 else rng.uniform(0.72, 0.95))
-
-    x0 = _cut_edge(glyphs[0], H0, visible(), True) if cut_l else wb[:, 0].min() - rng.uniform(0.02, 0.3) * dh
-    x1 = _cut_edge(glyphs[-1], H0, visible(), False) if cut_r else wb[:, 2].max() + rng.uniform(0.02, 0.3) * dh
+    x0, x1 = cut_borders(rng, glyphs, H0, wb, dh, p_cut=0.3)
     Wc = max(2, int(np.ceil(x1 - x0)))
     H = translate(-x0, -y0) @ H0
     s = min(height / Hc, 320 / max(Wc, Hc))
@@ -175,4 +167,5 @@ def _tight_once(rng: np.random.Generator, strict: bool) -> Sample | None:
 
 RENDERERS: dict[str, Callable[[np.random.Generator], Sample]] = {
     "crop": render_sample, "tight": render_tight, "plaque": render_plaque, "scene": render_scene,
+    "relief": render_relief, "cut": render_cut, "sign": render_sign,
 }

@@ -314,7 +314,18 @@ def _plaque_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     content = union_box(number + text)
     pb = plate_box(rng, content, R) if look.plate != "none" else content
 
-    yaw, pitch, roll = camera_angles(rng, 0.35, 45)
+    angles = camera_angles(rng, 0.35, 45)
+    return frame_plaque(rng, number=number, text=text, look=look, pb=pb, content=content, R=R, frac=frac,
+                        short=short, angles=angles, strict=strict)
+
+
+def frame_plaque(rng: np.random.Generator, *, number: list[Glyph], text: list[Glyph], look: Look, pb: tuple,
+                 content: tuple, R: float, frac: float, short: float, angles: tuple[float, float, float],
+                 strict: bool) -> Sample | None:
+    """The plaque `pb` (plate box, plane coords) with `number` and `text` seen from `angles` (yaw, pitch,
+    roll in degrees), framed so the digits are about `frac` of the image height (short side ~`short` px),
+    on a house wall; finished with the box rule (compose.finish)."""
+    yaw, pitch, roll = angles
     dist = max(pb[2] - pb[0], pb[3] - pb[1]) * rng.uniform(1.3, 3.5)
     H0 = plane_h(yaw, pitch, roll, dist) @ translate(-(pb[0] + pb[2]) / 2, -(pb[1] + pb[3]) / 2)
     wb = warped_boxes(number, H0)

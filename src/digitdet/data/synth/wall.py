@@ -149,6 +149,43 @@ def _furnish(rng, P: np.ndarray, A: np.ndarray, keep: tuple, R: float) -> None:
             composite(P, A, alpha, col, at[0], at[1])
 
 
+def furnished_wall(rng: np.random.Generator, H: np.ndarray, size: tuple[int, int], keep: tuple, lim: float,
+                   wall_col, R: float, margin: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(P0, A0, origin): the wall canvas that covers the photo of render `size` through H (at most `lim`
+    around the plane box `keep`), with windows, a door, notices and structures, none within `margin` of
+    `keep`."""
+    cb = canvas_for(H, size, keep, lim)
+    origin = cb[0], cb[1]
+    P0 = house_wall(rng, cb[3] - cb[1], cb[2] - cb[0], wall_col, R)
+    A0 = np.ones(P0.shape[:2], np.float32)
+    box = (keep[0] - origin[0] - margin, keep[1] - origin[1] - margin, keep[2] - origin[0] + margin,
+           keep[3] - origin[1] + margin)
+    _furnish(rng, P0, A0, box, R)
+    sty.add_structures(rng, P0, R, box)
+    return P0, A0, origin
+
+
+def frame_in_photo(rng: np.random.Generator, number: list[Glyph], view: np.ndarray, final: tuple[int, int],
+                   h_final: float, margin: float, y_beta: tuple[float, float]):
+    """(H, (Wc, Hc)): the plane -> image homography and render size of a photo of `final` (W, H) px whose
+    number (seen through `view`, a plane_h about the number's centre) has its tallest digit `h_final` px
+    high, placed anywhere across and at a beta(`y_beta`) height, `margin` (of the long side) from the
+    borders. None when the number does not fit."""
+    nb = union_box(number)
+    Wf, Hf = final
+    H0 = view @ translate(-(nb[0] + nb[2]) / 2, -(nb[1] + nb[3]) / 2)
+    wb = warped_boxes(number, H0)
+    s = h_final / float(max(b[3] - b[1] for b, g in zip(wb, number) if g.label is not None))
+    Wc, Hc = int(np.ceil(Wf / s)), int(np.ceil(Hf / s))
+    ex0, ey0, ex1, ey1 = wb[:, 0].min(), wb[:, 1].min(), wb[:, 2].max(), wb[:, 3].max()
+    m = margin * max(Wc, Hc)
+    if ex1 - ex0 + 2 * m > Wc or ey1 - ey0 + 2 * m > Hc:
+        return None
+    x0 = ex0 - m - rng.uniform(0, 1) * (Wc - (ex1 - ex0) - 2 * m)
+    y0 = ey0 - m - rng.beta(*y_beta) * (Hc - (ey1 - ey0) - 2 * m)
+    return translate(-x0, -y0) @ H0, (Wc, Hc)
+
+
 def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     short = float(rng.uniform(120, 240))
     aspect = float(rng.uniform(0.62, 0.9) if rng.random() < 0.2 else rng.uniform(1.05, 1.75))  # width / height
@@ -182,26 +219,12 @@ def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
 
     yaw, pitch, roll = camera_angles(rng, 0.3, 40)
     dist = Wf * R / h_final * rng.uniform(1.0, 2.5)
-    H0 = plane_h(yaw, pitch, roll, dist) @ translate(-(nb[0] + nb[2]) / 2, -(nb[1] + nb[3]) / 2)
-    wb = warped_boxes(number, H0)
-    s = h_final / float(max(b[3] - b[1] for b, g in zip(wb, number) if g.label is not None))
-    Wc, Hc = int(np.ceil(Wf / s)), int(np.ceil(Hf / s))
-    ex0, ey0, ex1, ey1 = wb[:, 0].min(), wb[:, 1].min(), wb[:, 2].max(), wb[:, 3].max()
-    m = 0.03 * max(Wc, Hc)
-    if ex1 - ex0 + 2 * m > Wc or ey1 - ey0 + 2 * m > Hc:
+    framed = frame_in_photo(rng, number, plane_h(yaw, pitch, roll, dist), (Wf, Hf), h_final, 0.03, (1.5, 1.5))
+    if framed is None:
         return None
-    x0 = ex0 - m - rng.uniform(0, 1) * (Wc - (ex1 - ex0) - 2 * m)
-    y0 = ey0 - m - rng.beta(1.5, 1.5) * (Hc - (ey1 - ey0) - 2 * m)
-    H = translate(-x0, -y0) @ H0
+    H, (Wc, Hc) = framed
 
-    cb = canvas_for(H, (Wc, Hc), pb, 1.5 * max(Wc, Hc))
-    origin = cb[0], cb[1]
-    P0 = house_wall(rng, cb[3] - cb[1], cb[2] - cb[0], look.wall_col, R)
-    A0 = np.ones(P0.shape[:2], np.float32)
-    keep = (pb[0] - origin[0] - 0.4 * R, pb[1] - origin[1] - 0.4 * R, pb[2] - origin[0] + 0.4 * R,
-            pb[3] - origin[1] + 0.4 * R)
-    _furnish(rng, P0, A0, keep, R)
-    sty.add_structures(rng, P0, R, keep)
+    P0, A0, origin = furnished_wall(rng, H, (Wc, Hc), pb, 1.5 * max(Wc, Hc), look.wall_col, R, 0.4 * R)
     draw_plaque(rng, P0, A0, origin, pb, R, look, content)
     for g in extra:
         for alpha, col in g.layers:

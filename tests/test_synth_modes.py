@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitdet.data.synth import MODES, sample_rng
+from digitdet.data.synth import MODES, PREVIEW_CELL, sample_rng
 from digitdet.data.synth import plaque as synth_plaque
+from digitdet.data.synth.generate import _draw_sample
 from digitdet.data.synth.lens import VISIBLE_AFTER, lens
 from digitdet.data.synth.modes import render_mixed, render_mode
 from digitdet.data.synth.plaque import number_glyphs, number_style, plaque_font, sample_look
@@ -195,3 +196,15 @@ def test_lens_keeps_the_faintest_digit_visible():
         y = out @ np.array([0.299, 0.587, 0.114], np.float32)
         low.append(float(y[36:60, 36:60].mean() - np.r_[y[:16].ravel(), y[-16:].ravel()].mean()))
     assert min(low) >= VISIBLE_AFTER * 0.8 and min(low) < 0.11  # some faults did take contrast away
+
+
+def test_preview_draws_small_print_lookalikes_that_shrink_below_a_pixel():
+    """A whole sign photo scaled into a preview tile makes a 1-2 px lookalike box < 1 px (once an error)."""
+    from digitdet.data.synth.render import Sample
+
+    im = Image.new("RGB", (480, 640), (90, 90, 90))
+    mask = np.zeros((640, 480), bool)
+    mask[100:140, 200:220] = True
+    s = Sample(im, [[200.0, 100.0, 220.0, 140.0]], [3], [mask], lookalikes=[[10.0, 10.0, 12.0, 13.0]])
+    tile = _draw_sample(s, PREVIEW_CELL)
+    assert tile.size == PREVIEW_CELL

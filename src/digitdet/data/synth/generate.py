@@ -204,12 +204,16 @@ def _draw_sample(s: Sample, cell: tuple[int, int]) -> Image.Image:
     d = ImageDraw.Draw(tile)
     font = synth_style.get_font(_label_font(), 12)
     small = synth_style.get_font(_label_font(), 10)
-    for x0, y0, x1, y1 in s.lookalikes:  # drawn first, in red: never a digit
-        d.rectangle((2 + x0 * sc, strip + 2 + y0 * sc, 2 + x1 * sc - 1, strip + 2 + y1 * sc - 1),
-                    outline=(255, 0, 0), width=1)
-    for (x0, y0, x1, y1), lab in zip(s.boxes, s.labels):
+    def tile_box(x0, y0, x1, y1) -> tuple[float, float, float, float]:
+        """A box in tile pixels, at least one pixel a side (a small-print lookalike shrinks below one)."""
         bx0, by0 = 2 + x0 * sc, strip + 2 + y0 * sc
-        d.rectangle((bx0, by0, 2 + x1 * sc - 1, strip + 2 + y1 * sc - 1), outline=(0, 255, 0), width=1)
+        return bx0, by0, max(bx0, 2 + x1 * sc - 1), max(by0, strip + 2 + y1 * sc - 1)
+
+    for b in s.lookalikes:  # drawn first, in red: never a digit
+        d.rectangle(tile_box(*b), outline=(255, 0, 0), width=1)
+    for b, lab in zip(s.boxes, s.labels):
+        bx0, by0, _, _ = tb = tile_box(*b)
+        d.rectangle(tb, outline=(0, 255, 0), width=1)
         d.text((bx0 + 1, by0), str(lab), fill=(255, 255, 0), font=small, stroke_width=1, stroke_fill=(0, 0, 0))
     text = "".join(str(lab) for _, lab in sorted(zip([b[0] for b in s.boxes], s.labels)))
     d.text((3, 1), f"{text or '-'}  {im.width}x{im.height}", fill=(0, 0, 0), font=font)

@@ -300,3 +300,14 @@ def test_frozen_stages_keep_the_loaded_trunk_and_its_statistics(tmp_path):
     with pytest.raises(ConfigError, match="frozen_stages"):
         load_config([], ["model.backbone=resnet18", "model.returned_layers=[2,3]", "model.anchor_preset=custom",
                          "model.anchor_sizes=[[8],[16],[32]]", "model.frozen_stages=5"])
+
+
+@pytest.mark.parametrize("configs, scales", [(["cpu"], [1 / 8, 1 / 16]), ([], [1 / 4, 1 / 8, 1 / 16, 1 / 32])])
+def test_roi_scales_are_the_strides_whatever_the_first_image(configs, scales):
+    # torchvision infers them on the first call from padded sizes: a 44x59 image first gave 1/4 for 1/8.
+    model = build_model(load_config(configs, ["model.backbone=resnet18", "model.min_size=null"])).eval()
+    pool = model.roi_heads.box_roi_pool
+    assert pool.scales == scales
+    with torch.no_grad():
+        model([torch.rand(3, 44, 59)])
+    assert pool.scales == scales and pool.map_levels.k_min == -torch.log2(torch.tensor(scales[0])).item()

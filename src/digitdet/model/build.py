@@ -202,6 +202,20 @@ class LookalikePredictor(FastRCNNPredictor):
         return torch.cat([background, scores[:, 1:LOOKALIKE_LABEL]], dim=1), deltas[:, : 4 * NUM_CLASSES]
 
 
+def fix_roi_scales(roi_pool: MultiScaleRoIAlign, returned_layers) -> None:
+    """Set the RoI pooler's feature-map scales from the trunk's strides (layer k: 1 / 2**(k+1)) once.
+
+    torchvision infers them on the pooler's first call, from that call's padded feature and image sizes,
+    and keeps them: a first image of 44x59 px (padded to 64) rounds layer2's 1/8 to 1/4, and every later
+    call pools from the wrong place (a tight crop read first made the bundled reader read nothing after
+    it). A 512-px square through the same inference makes exact sizes."""
+    side = 512
+    features = {name: torch.zeros(1, 1, side >> (k + 1), side >> (k + 1))
+                for name, k in zip(roi_pool.featmap_names, returned_layers)}
+    with torch.no_grad():
+        roi_pool(features, [torch.tensor([[0.0, 0.0, 8.0, 8.0]])], [(side, side)])
+
+
 def build_model(cfg: Config) -> FasterRCNN:
     """Assemble the detector described by `cfg` (randomly initialised unless backbone_weights is set)."""
     m, p = cfg.model, cfg.predict
@@ -215,6 +229,7 @@ def build_model(cfg: Config) -> FasterRCNN:
     )
     featmaps = [str(k) for k in range(len(m.returned_layers))]
     roi_pool = MultiScaleRoIAlign(featmaps, m.roi_output_size, sampling_ratio=m.roi_sampling_ratio)
+    fix_roi_scales(roi_pool, m.returned_layers)
     # The box head is built here: FasterRCNN has no representation_size argument (its **kwargs would
     # swallow one silently and build a 1024-wide head whatever the config says).
     box_head = TwoMLPHead(m.fpn_channels * m.roi_output_size**2, m.representation_size)

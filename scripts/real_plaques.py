@@ -1,11 +1,12 @@
 """Whole-number accuracy of a checkpoint on the real plaque photos (a development set: measure, never
 train or tune on it).
 
-    python scripts/real_plaques.py [--checkpoint runs/demo/best.pt] [--single-scale] [--data ../shared/real_plaques]
+    python scripts/real_plaques.py [--checkpoint runs/demo/best.pt] [--scan pyramid] [--data ../shared/real_signs]
 
 Reads DATA/images with the same Reader as `digitdet read` (no checkpoint: the bundled reader; whole-photo
-pyramid unless --single-scale) and compares with DATA/numbers.csv (image_id,true_number,...; ids are the
-integer file stems). Prints a markdown table of every photo, the accuracy and the time per photo.
+detection as --scan says, default the config's predict.scan) and compares with DATA/numbers.csv
+(image_id,true_number,...; ids are the integer file stems). Prints a markdown table of every photo, the
+accuracy and the time per photo.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def read_numbers(path: Path) -> dict[int, str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", help="default: the bundled reader")
-    p.add_argument("--single-scale", action="store_true", help="the model's own scale only (no pyramid)")
+    p.add_argument("--scan", choices=("cascade", "pyramid", "single"), help="whole-photo detection (predict.scan)")
+    p.add_argument("--single-scale", action="store_true", help="the same as --scan single")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "real_plaques"))
     p.add_argument("overrides", nargs="*", metavar="section.key=value")
     args = p.parse_args(argv)
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data)
     truth = read_numbers(data / "numbers.csv")
-    reader = Reader(args.checkpoint, overrides=tuple(args.overrides), pyramid=not args.single_scale)
+    reader = Reader(args.checkpoint, overrides=tuple(args.overrides), scan="single" if args.single_scale else args.scan)
     read, ms = {}, []
     for f in image_files([data / "images"]):
         r = reader.read_file(f)
@@ -45,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---:|---|")
     for i, n in sorted(truth.items()):
         print(f"| {i} | {n} | {read.get(i, '(none)')} | {'ok' if read.get(i) == n else ''} |")
-    mode = "single scale" if args.single_scale else "pyramid"
-    print(f"\nreal_plaques number accuracy: {right}/{len(truth)} = {right / len(truth):.3f} ({reader.source}, "
+    mode = reader.cfg.predict.scan
+    print(f"\n{data.name} number accuracy: {right}/{len(truth)} = {right / len(truth):.3f} ({reader.source}, "
           f"{mode}; {sum(ms) / len(ms):.0f} ms per photo on average, slowest {max(ms):.0f} ms)")
     return 0
 

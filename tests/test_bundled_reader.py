@@ -120,3 +120,15 @@ def test_the_reader_config_still_makes_the_bundled_reader():
         for key, value in now[section].items():
             want = packed[section][key] if key in packed.get(section, {}) else defaults[section][key]
             assert value == want, f"{section}.{key}: reader.yaml gives {value!r}, the bundled reader had {want!r}"
+
+
+def test_an_image_reads_the_same_alone_or_in_a_batch(reader):
+    # A batch pads views to its largest: the RPN then proposes in the padding and answers change with the
+    # company an image keeps (read vs predict vs the Ray engine). Each image is detected alone.
+    images = [render_mode(sample_rng(0, SPLIT, i), mode).image for i, mode in ((1, "tight"), (2, "scene"), (3, "crop"))]
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64), "image_id": 0}
+    tensors = [reader.transforms(im, empty)[0] for im in images]
+    together = reader.detector(tensors)
+    for t, det in zip(tensors, together):
+        alone = reader.detector([t])[0]
+        assert torch.equal(alone["boxes"], det["boxes"]) and torch.equal(alone["presence"], det["presence"])

@@ -273,8 +273,9 @@ def test_unreadable_config_is_a_config_error(tmp_path):
 
 def test_load_pixels_is_the_model_budget_before_upsampling_and_the_pyramids_largest_level():
     cfg = load_config([], [])
-    assert cfg.predict.pyramid and cfg.load_pixels() == 4_000_000  # no pyramid level is larger
-    assert load_config([], ["predict.pyramid=false"]).load_pixels() == 16_000_000
-    assert load_config([], ["predict.pyramid=false", "data.upsample=2"]).load_pixels() == 4_000_000
+    assert cfg.predict.scan == "cascade" and cfg.load_pixels() == 4_000_000  # no view is run larger
+    assert load_config([], ["predict.scan=pyramid"]).load_pixels() == 4_000_000
+    assert load_config([], ["predict.scan=single"]).load_pixels() == 16_000_000
+    assert load_config([], ["predict.scan=single", "data.upsample=2"]).load_pixels() == 4_000_000
     assert load_config([], ["data.upsample=2"]).load_pixels() == 1_000_000
     assert load_config([], ["predict.max_pixels=40000", "data.upsample=2"]).load_pixels() == 10_000

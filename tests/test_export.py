@@ -18,7 +18,7 @@ from tiny import CPU, SVHN4, TINY, make_tiny_dataset
 pytest.importorskip("onnxruntime")
 
 READ_LOW = "predict.read_thresh=0.5"  # random weights score ~0.1 per class; a glyph's presence sums its classes
-SINGLE = "predict.pyramid=false"
+SINGLE = "predict.scan=single"
 # The graph takes one image at a time; eager batches pad images to a common size, which moves a random
 # model's detections, so the eager side of a file comparison runs at batch 1 too.
 BATCH1 = "predict.batch_size=1"

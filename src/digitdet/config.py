@@ -117,9 +117,10 @@ class PredictConfig:
     score_thresh: float = 0.05  # detections kept for pred.json / COCO mAP
     read_thresh: float = 0.65  # detections used to read the number (tuned on validation after training)
     dedup_iou: float = 0.5  # class-agnostic duplicate suppression before reading ("117 -> 1117")
-    # Whole-photo detection (reading/pyramid.py): the model's scale plus finer levels, tiled, merged. Used by
-    # eval, predict and read; false = the model's own single scale (faster, for SVHN-sized crops only).
-    pyramid: bool = True
+    # Whole-photo detection, used by eval, predict, read and serve (reading.scan): "cascade" finds number
+    # regions in one pass and reads each at the model's scale (reading/cascade.py); "pyramid" runs the model
+    # over scales and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops).
+    scan: str = "cascade"
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the
@@ -143,10 +144,10 @@ class Config:
     def load_pixels(self) -> int:
         """The most pixels an image is loaded at: predict.max_pixels holds for the tensor the model gets,
         i.e. after data.upsample, so a photo is loaded at max_pixels / upsample**2 (predict, read, serve).
-        With the pyramid, at most PYRAMID_MAX_LEVEL_PIXELS: no level is run larger, so loading more only
-        costs memory (a 16 MP upload held 0.7 GB more in the service) and the same levels come out."""
+        Scanning a whole photo, at most PYRAMID_MAX_LEVEL_PIXELS: no view is run larger, so loading more only
+        costs memory (a 16 MP upload held 0.7 GB more in the service) and the same views come out."""
         budget = self.predict.max_pixels
-        if self.predict.pyramid:
+        if self.predict.scan != "single":
             budget = min(budget, PYRAMID_MAX_LEVEL_PIXELS)
         return max(1, int(budget / self.data.upsample**2))
 
@@ -288,6 +289,9 @@ def from_dict(data: dict[str, Any]) -> Config:
             continue
         if not isinstance(values, dict):
             raise ConfigError(f"config section {name!r} must be a mapping")
+        if name == "predict" and "pyramid" in values:  # before predict.scan (checkpoints up to 2026-12)
+            values = {k: v for k, v in values.items() if k != "pyramid"}
+            values.setdefault("scan", "cascade" if data["predict"]["pyramid"] else "single")
         kwargs[name] = _build_section(hints[name], values, name)
     cfg = Config(**kwargs)
     cfg.anchor_sizes()  # validates the preset name early
@@ -363,6 +367,7 @@ def _check_values(cfg: Config) -> None:
         "model.norm": (cfg.model.norm, ("batchnorm", "groupnorm")),
         "train.optimizer": (cfg.train.optimizer, ("adamw", "sgd")),
         "train.scheduler": (cfg.train.scheduler, ("plateau", "cosine")),
+        "predict.scan": (cfg.predict.scan, ("cascade", "pyramid", "single")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -379,13 +384,8 @@ def _check_values(cfg: Config) -> None:
             f"anchors: {len(cfg.anchor_sizes())} size groups for {n_levels} feature levels "
             f"(returned_layers {list(cfg.model.returned_layers)} + pool)"
         )
-    positive = {
-        "train.lr": cfg.train.lr,
-        "train.batch_size": cfg.train.batch_size,
-        "data.upsample": cfg.data.upsample,
-        "predict.batch_size": cfg.predict.batch_size,
-        "predict.max_pixels": cfg.predict.max_pixels,
-    }
+    positive = {"train.lr": cfg.train.lr, "train.batch_size": cfg.train.batch_size, "data.upsample": cfg.data.upsample,
+                "predict.batch_size": cfg.predict.batch_size, "predict.max_pixels": cfg.predict.max_pixels}
     for key, value in (("train.max_images", cfg.train.max_images), ("train.max_minutes", cfg.train.max_minutes)):
         if value is not None:
             positive[key] = value

@@ -37,7 +37,7 @@ def _cmd_read(a: argparse.Namespace) -> int:
         raise DigitdetError(f"no image files in {', '.join(paths)}")
     if a.show and len(files) > 1:
         raise DigitdetError("--show draws one image: give one file")
-    reader = Reader(a.checkpoint, overrides=tuple(overrides), pyramid=not a.single_scale)
+    reader = Reader(a.checkpoint, overrides=tuple(overrides), scan="single" if a.single_scale else a.scan)
     readings, failed = [], 0
     for f in files:
         r = reader.read_file(f)
@@ -68,8 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="a JSON list: number, confidence, digits, candidates")
     s.add_argument("--checkpoint", help="a digitdet checkpoint (default: the reader shipped in the package)")
     s.add_argument("--show", metavar="OUT.png", help="draw the boxes, digits and number of the (one) image")
-    s.add_argument("--single-scale", action="store_true",
-                   help="only the model's own scale (fast, for tight crops); default: whole-photo pyramid")
+    s.add_argument("--scan", choices=("cascade", "pyramid", "single"),
+                   help="whole-photo detection (predict.scan): cascade (default) finds the number and reads it at "
+                        "the model's scale; pyramid runs every scale and tile (slower); single: the model's own "
+                        "scale only (tight crops)")
+    s.add_argument("--single-scale", action="store_true", help="the same as --scan single")
     s.set_defaults(func=_cmd_read)
 
 

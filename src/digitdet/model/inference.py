@@ -26,7 +26,7 @@ def run_inference(
     amp: bool = True,
 ) -> list[dict]:
     """Detections per image: [{'image_id', 'boxes' (N,4) xyxy float32, 'scores' (N,), 'labels' (N,)
-    [, 'presence' (N,) from reading.pyramid]}].
+    [, 'presence' (N,) from reading.cascade or reading.pyramid]}].
 
     Boxes are in the coordinates of the images the loader yields; `loader` yields (images, targets) and
     each target carries 'image_id' and optionally 'scale' = (sx, sy), which boxes are divided by to
@@ -52,6 +52,6 @@ def run_inference(
                     "labels": det["labels"].cpu().numpy(),
                 }
             )
-            if "presence" in det:  # reading.pyramid measured each glyph's presence before merging levels
+            if "presence" in det:  # reading.cascade/pyramid measured each glyph's presence in its own view
                 out[-1]["presence"] = det["presence"].float().cpu().numpy()
     return out

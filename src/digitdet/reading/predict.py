@@ -21,8 +21,8 @@ from digitdet.data.transforms import build_transforms
 from digitdet.errors import DataError
 from digitdet.model.inference import run_inference
 from digitdet.reading import numbers
-from digitdet.reading.pyramid import for_inference
 from digitdet.reading.reader import load_model
+from digitdet.reading.scan import for_inference
 from digitdet.viz import Panel, save_gallery
 
 Runner = Callable[[Iterable], list[dict]]  # batches of (images, targets) -> detections (engine.run_inference)
@@ -102,7 +102,7 @@ def dataset_kwargs(cfg: Config) -> dict:
 
 
 def model_runner(model: torch.nn.Module, cfg: Config, device: torch.device, progress: bool = True) -> Runner:
-    """The runner of `model`: run_inference through the whole-photo pyramid (reading.pyramid.for_inference)."""
+    """The runner of `model`: run_inference through predict.scan's whole-photo detection (reading.scan)."""
     detector = for_inference(model, cfg)
 
     def runner(ld: Iterable) -> list[dict]:

@@ -124,7 +124,7 @@ class PyramidDetector(nn.Module):
             out += self._detect_group(group)
         return out
 
-    def _run(self, tiles: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    def run(self, tiles: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """The detector on tiles at their own size: GeneralizedRCNN.forward's eval path, our resize."""
         m = self.model
         if not hasattr(m, "rpn"):
@@ -165,7 +165,7 @@ class PyramidDetector(nn.Module):
         dets: dict[tuple[int, int], dict] = {}
         for c in range(0, len(order), s.batch):
             chunk = order[c:c + s.batch]
-            dets.update(zip(chunk, self._run([every[ij] for ij in chunk])))
+            dets.update(zip(chunk, self.run([every[ij] for ij in chunk])))
         return [self._merge(image, n_levels, tiles, where, [dets[(i, j)] for j in range(len(tiles))])
                 for i, (image, (n_levels, tiles, where)) in enumerate(group)]
 
@@ -223,7 +223,3 @@ def settings_for(cfg) -> PyramidSettings:
         return PyramidSettings(base_short=1 << 16, base_max=m.max_size, dedup_iou=dedup)
     return PyramidSettings(base_short=int(short), base_max=int(m.max_size), dedup_iou=dedup)
 
-
-def for_inference(model: nn.Module, cfg) -> nn.Module:
-    """What predict, eval and read run: the model inside a PyramidDetector when cfg.predict.pyramid."""
-    return PyramidDetector(model, settings_for(cfg)) if cfg.predict.pyramid else model

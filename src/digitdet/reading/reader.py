@@ -1,5 +1,5 @@
 """Image files -> readings: the model (a checkpoint, or the bundled reader), the data pipeline's eval
-transforms, whole-photo detection (reading.pyramid) and grouping into numbers (reading.grouping).
+transforms, whole-photo detection (reading.scan: cascade or pyramid) and grouping into numbers (reading.grouping).
 
     reader = Reader()                      # the reader shipped in digitdet/weights
     reading = reader.read_file("house.jpg")
@@ -12,16 +12,17 @@ the caller decides whether to go on.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
 from digitdet.model.packed import BUNDLED_READER, bundled_reader_path, load_packed
 from digitdet.reading.grouping import Candidate
-from digitdet.reading.pyramid import for_inference
+from digitdet.reading.scan import for_inference
 
 
 @dataclass
@@ -56,14 +57,14 @@ class Reader:
     """Reads house numbers from images with one model loaded once (see the module doc)."""
 
     def __init__(self, checkpoint: str | Path | None = None, *, overrides=(), device: str | None = None,
-                 pyramid: bool = True) -> None:
+                 scan: str | None = None) -> None:
         from digitdet.data.transforms import build_transforms
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, model = load_model(checkpoint, overrides, self.device)
         self.source = str(checkpoint) if checkpoint is not None else f"bundled:{BUNDLED_READER}"
-        if not pyramid:
-            self.cfg = replace(self.cfg, predict=replace(self.cfg.predict, pyramid=False))
+        if scan is not None:  # predict.scan: "cascade", "pyramid" or "single" (default: the config's)
+            self.cfg = load_config(base=self.cfg.to_dict(), overrides=[f"predict.scan={scan}"])
         self.detector = for_inference(model, self.cfg)
         self.transforms = build_transforms(self.cfg.data, train=False)
 
@@ -80,7 +81,7 @@ class Reader:
         if (sx, sy) != (1.0, 1.0):
             boxes = boxes / torch.tensor([sx, sy, sx, sy])
         out = {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].cpu()}
-        if "presence" in det:  # reading.pyramid measured each glyph's presence before merging levels
+        if "presence" in det:  # reading.cascade/pyramid measured each glyph's presence in its own view
             out["presence"] = det["presence"].float().cpu()
         return out
 

@@ -3,8 +3,8 @@
 (PoolBusy -> 503): waiting requests cannot pile up in memory. The app also looks at `free` before it
 reads a request's body, so a full pool refuses uploads without receiving them.
 
-One Reader serves every worker: reading never changes the model (reading.pyramid.PyramidDetector runs the
-detector's parts with its own resize), so the weights are in memory once. Torch's own threads are set by
+One Reader serves every worker: reading never changes the model (reading.cascade and reading.pyramid run
+the detector's parts with their own resize), so the weights are in memory once. Torch's own threads are set by
 the caller (`digitdet serve` divides the CPUs among the workers).
 """
 

@@ -16,7 +16,7 @@ from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint
 from digitdet.model.inference import run_inference
 from digitdet.reading.predict import gallery, write_predictions
-from digitdet.reading.pyramid import for_inference
+from digitdet.reading.scan import for_inference
 from digitdet.training.evaluate import score_detections, truth_numbers
 from digitdet.training.fit import fit
 

@@ -28,7 +28,7 @@ from digitdet.data.loaders import base_dataset, inference_loader, make_dataset
 from digitdet.errors import DataError
 from digitdet.model.inference import run_inference
 from digitdet.reading import numbers
-from digitdet.reading.pyramid import for_inference
+from digitdet.reading.scan import for_inference
 from digitdet.training.evaluate import truth_numbers
 from digitdet.viz import Panel, save_gallery
 

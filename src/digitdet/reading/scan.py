@@ -1,0 +1,17 @@
+"""Which whole-photo detection predict, eval, read and serve run (config predict.scan)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from digitdet.reading import cascade, pyramid
+
+
+def for_inference(model: nn.Module, cfg) -> nn.Module:
+    """The model inside reading.cascade's CascadeDetector ("cascade", the default) or reading.pyramid's
+    PyramidDetector ("pyramid"), or the model alone at its own scale ("single")."""
+    if cfg.predict.scan == "cascade":
+        return cascade.CascadeDetector(model, cascade.settings_for(cfg))
+    if cfg.predict.scan == "pyramid":
+        return pyramid.PyramidDetector(model, pyramid.settings_for(cfg))
+    return model

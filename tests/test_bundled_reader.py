@@ -132,3 +132,15 @@ def test_an_image_reads_the_same_alone_or_in_a_batch(reader):
     for t, det in zip(tensors, together):
         alone = reader.detector([t])[0]
         assert torch.equal(alone["boxes"], det["boxes"]) and torch.equal(alone["presence"], det["presence"])
+
+
+def test_init_weights_name_a_shipped_reader_and_an_unknown_name_lists_them():
+    from digitdet.errors import DigitdetError
+    from digitdet.model.packed import load_model_weights
+
+    by_name = load_model_weights(f"bundled:{BUNDLED_READER}")
+    default = load_model_weights("bundled:reader")
+    assert by_name.keys() == default.keys() and all(torch.equal(by_name[k], default[k]) for k in by_name)
+    assert all(v.dtype != torch.float16 for v in by_name.values())  # float32 to train on
+    with pytest.raises(DigitdetError, match=r"bundled:nope: no such shipped weights \(shipped: reader, .*resnet18"):
+        load_model_weights("bundled:nope")

@@ -49,8 +49,14 @@ def pack_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
 
 
 def load_model_weights(path: str) -> dict[str, torch.Tensor]:
-    """Whole-model weights (float32) from a checkpoint file, or from the bundled reader ("bundled:reader")."""
-    if path == "bundled:reader":
-        packed = load_packed(bundled_reader_path())
+    """Whole-model weights (float32) from a checkpoint file, from the bundled reader ("bundled:reader", the
+    one Reader() uses) or from a packed reader shipped in digitdet/weights by name ("bundled:NAME" for
+    weights/NAME.pt: a run that must start from one reader whatever the default becomes names it)."""
+    if path.startswith("bundled:"):
+        name = path.removeprefix("bundled:")
+        shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+        if name != "reader" and name not in shipped:  # a lookup in the list, never a path built from user text
+            raise DigitdetError(f"{path}: no such shipped weights (shipped: reader, {', '.join(shipped)})")
+        packed = load_packed(bundled_reader_path() if name == "reader" else WEIGHTS_DIR / f"{name}.pt")
         return {k: v.float() for k, v in packed["model"].items()}
     return load_checkpoint(path)["model"]

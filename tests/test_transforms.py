@@ -175,7 +175,7 @@ def test_sanitize_drops_degenerate_and_mostly_outside_boxes():
 
 
 def test_zero_jitter_geometry_keeps_boxes():
-    image, target = ToTensor()(_image(40, 20), _target([[2, 3, 10, 15]]))
+    image, target = ToTensor(for_augment=True)(_image(40, 20), _target([[2, 3, 10, 15]]))
     _, out = RandomGeometry(scale=0.0, rotate=0.0, perspective=0.0)(image, target)
     assert out["boxes"].as_subclass(torch.Tensor).tolist() == [[2, 3, 10, 15]]
 
@@ -212,9 +212,10 @@ def test_a_torchvision_that_clamps_boxes_is_an_error_not_a_silent_fallback(monke
                 raise TypeError(f"unexpected keyword argument {next(iter(kwargs))!r}")
             return real(data, format=format, canvas_size=canvas_size)
 
-    monkeypatch.setattr(transforms.tv_tensors, "BoundingBoxes", OldBoundingBoxes)
+    monkeypatch.setattr(tv_tensors, "BoundingBoxes", OldBoundingBoxes)
     with pytest.raises(DigitdetError, match=r"torchvision >= 0\.23"):
-        ToTensor()(_image(), _target([[2, 3, 10, 15]]))
+        ToTensor(for_augment=True)(_image(), _target([[2, 3, 10, 15]]))
+    transforms.ToTensor()(_image(), _target([[2, 3, 10, 15]]))  # evaluation never makes BoundingBoxes
 
 
 def test_geometry_passes_an_interpolation_mode_not_a_string(monkeypatch):
@@ -230,7 +231,18 @@ def test_geometry_passes_an_interpolation_mode_not_a_string(monkeypatch):
             raise ValueError(f"Argument interpolation should be an InterpolationMode, got {interpolation}")
         return real(*args, interpolation=interpolation, **kwargs)
 
-    monkeypatch.setattr(transforms.v2, "RandomAffine", strict)
-    image, target = ToTensor()(_image(), _target([[2, 3, 10, 15]]))
+    monkeypatch.setattr(v2, "RandomAffine", strict)
+    image, target = transforms.ToTensor(for_augment=True)(_image(), _target([[2, 3, 10, 15]]))
     out, _ = RandomGeometry(0.1, 5.0, 0.0)(image, target)
     assert out.shape == image.shape
+
+
+def test_evaluation_tensors_are_torchvisions_without_tv_tensors():
+    # The eval pipeline skips tv_tensors (importing them imports torch._dynamo): the same values bit for bit.
+    from torchvision.transforms.v2 import functional as F
+
+    pil = _image(37, 23)
+    image, target = build_transforms(DataConfig(augment=False), train=False)(pil, _target([[2, 3, 10, 15]]))
+    expected = F.to_dtype(F.pil_to_tensor(pil.convert("RGB")), torch.float32, scale=True)
+    assert type(image) is torch.Tensor and torch.equal(image, expected)
+    assert type(target["boxes"]) is torch.Tensor and target["boxes"].tolist() == [[2, 3, 10, 15]]

@@ -9,7 +9,9 @@ noise -> drop boxes pushed out of the image] -> plain tensors. Deliberately abse
   * horizontal flip: it mirrors glyphs (2 <-> 5-ish, 7 unreadable) and reverses the digit order;
   * Normalize: the model (GeneralizedRCNNTransform) normalizes exactly once.
 Random ops use torchvision.transforms.v2, which draws from the torch RNG, so `torch.manual_seed`
-makes augmentation reproducible (DataLoader workers get distinct, seeded torch RNGs).
+makes augmentation reproducible (DataLoader workers get distinct, seeded torch RNGs). v2 and tv_tensors are
+imported only by the augmenting ops: importing them imports torch._dynamo (about 1 s and 150 MB), which
+reading a photo never needs (the evaluation pipeline gives the very same tensors without them).
 """
 
 from __future__ import annotations
@@ -18,11 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torchvision
 from PIL import Image, ImageEnhance
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
+from torchvision.transforms.functional import pil_to_tensor
 
 from digitdet.config import DataConfig
 from digitdet.errors import DigitdetError
@@ -103,10 +102,13 @@ class Sharpen:
         return f"Sharpen({self.factor:g})"
 
 
-def _bounding_boxes(boxes: Any, canvas_size: tuple[int, int]) -> tv_tensors.BoundingBoxes:
-    """XYXY BoundingBoxes without automatic clamping, so SanitizeBoxes can see how much of a box
+def _bounding_boxes(boxes: Any, canvas_size: tuple[int, int]):
+    """XYXY tv_tensors.BoundingBoxes without automatic clamping, so SanitizeBoxes can see how much of a box
     was pushed outside. torchvision < 0.23 has no clamping_mode and always clamps, which would silently
     teach half-cut digits as whole ones: that is an error, not a fallback."""
+    import torchvision
+    from torchvision import tv_tensors
+
     data = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     try:
         return tv_tensors.BoundingBoxes(data, format="XYXY", canvas_size=canvas_size, clamping_mode=None)
@@ -118,17 +120,30 @@ def _bounding_boxes(boxes: Any, canvas_size: tuple[int, int]) -> tv_tensors.Boun
 
 
 class ToTensor:
-    """PIL RGB -> tv_tensors.Image float32 (3, H, W) in [0, 1]; boxes -> tv_tensors.BoundingBoxes."""
+    """PIL RGB -> float32 (3, H, W) in [0, 1] (integers times 1 / their maximum, as torchvision's to_dtype
+    does); boxes -> float32 (N, 4). `for_augment`: as tv_tensors.Image and BoundingBoxes, which
+    torchvision.transforms.v2 moves together."""
+
+    def __init__(self, for_augment: bool = False) -> None:
+        self.for_augment = bool(for_augment)
 
     def __call__(self, image: Image.Image, target: dict) -> Pair:
         if isinstance(image, Image.Image):
-            image = F.pil_to_tensor(image.convert("RGB"))
-        image = tv_tensors.Image(F.to_dtype(torch.as_tensor(image), torch.float32, scale=True))
+            image = pil_to_tensor(image.convert("RGB"))
+        image = torch.as_tensor(image)
+        if image.is_floating_point():
+            image = image.to(torch.float32)
+        else:
+            image = image.to(torch.float32).mul_(1.0 / torch.iinfo(image.dtype).max)
+        if not self.for_augment:
+            return image, {**target, "boxes": torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)}
+        from torchvision import tv_tensors
+
         canvas = (image.shape[-2], image.shape[-1])
-        return image, {**target, "boxes": _bounding_boxes(target["boxes"], canvas)}
+        return tv_tensors.Image(image), {**target, "boxes": _bounding_boxes(target["boxes"], canvas)}
 
     def __repr__(self) -> str:
-        return "ToTensor()"
+        return f"ToTensor(for_augment={self.for_augment})"
 
 
 class RandomGeometry:
@@ -143,6 +158,8 @@ class RandomGeometry:
         self.p_perspective = float(p_perspective)
 
     def __call__(self, image: torch.Tensor, target: dict) -> Pair:
+        from torchvision.transforms import v2
+
         fill = [float(v) for v in image.float().mean(dim=(-2, -1))]
         if self.scale > 0 or self.rotate > 0:
             scale = (max(0.05, 1.0 - self.scale), 1.0 + self.scale)
@@ -178,6 +195,8 @@ class SanitizeBoxes:
         area = ((raw[:, 2] - raw[:, 0]) * (raw[:, 3] - raw[:, 1])).clamp(min=1e-6)
         keep = (cw >= self.min_size) & (ch >= self.min_size) & (cw * ch >= self.min_visible * area)
         out = {**target, "labels": target["labels"][keep]}
+        from torchvision import tv_tensors
+
         if isinstance(boxes, tv_tensors.BoundingBoxes):
             out["boxes"] = tv_tensors.wrap(clamped[keep], like=boxes)
         else:
@@ -203,6 +222,8 @@ class Finalize:
 
 def photometric_ops() -> list[Op]:
     """Colour jitter, light blur and sensor noise: changes pixels only, never boxes."""
+    from torchvision.transforms import v2
+
     return [
         v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05)], p=0.8),
         v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.0))], p=0.2),
@@ -223,7 +244,7 @@ def build_transforms(cfg: DataConfig, train: bool) -> Compose:
         ops.append(Contrast(cfg.contrast))
     if cfg.sharpen != 1.0:
         ops.append(Sharpen(cfg.sharpen))
-    ops.append(ToTensor())
+    ops.append(ToTensor(for_augment=train and cfg.augment))
     if train and cfg.augment:
         ops.append(RandomGeometry(cfg.aug_scale, cfg.aug_rotate, cfg.aug_perspective))
         ops.extend(photometric_ops())

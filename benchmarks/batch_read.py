@@ -115,12 +115,16 @@ def table(results: dict, n: int, small: int) -> str:
 
 
 def write_docs(text: str) -> None:
-    doc = DOC.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"batch_read: {DOC} has no {BEGIN} ... {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    """The table between the markers of docs/batch.md and of README.md's Ray section (atomic writes)."""
+    from digitdet import io
+
+    for doc in (DOC, ROOT / "README.md"):
+        body = doc.read_text()
+        if BEGIN not in body or END not in body:
+            raise SystemExit(f"batch_read: {doc} has no {BEGIN} ... {END} markers")
+        head, rest = body.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        io.write_text(doc, f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", help="default: the bundled reader")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="keep the images and outputs in this folder (default: a temporary one)")
-    p.add_argument("--write-docs", action="store_true", help=f"write the table between the markers of {DOC.name}")
+    p.add_argument("--write-docs", action="store_true",
+                   help="write the table between the markers of docs/batch.md and README.md")
     a = p.parse_args(argv)
     if not 0 < a.small < a.n:
         raise SystemExit("batch_read: need 0 < --small < --n")
@@ -164,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     when = datetime.date.today().isoformat()
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    commit = git.stdout.strip() or "an unknown commit"
     load = f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
-    text = (f"Measured {when} on {cpu_name()} ({os.cpu_count()} cores; 1-minute load average {load}), torch "
+    text = (f"Measured {when} at {commit} on {cpu_name()} ({os.cpu_count()} cores; 1-minute load average {load}), "
+            f"torch "
             f"{torch.__version__}, Ray {ray.__version__}: {a.n} synthetic test images (seed {a.seed}), the "
             f"{'bundled reader' if not a.checkpoint else a.checkpoint}; the local engine with torch's default "
             f"{torch.get_num_threads()} threads, each Ray worker with 1; start-up from a run on {a.small} of them.\n"
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if a.write_docs:
         write_docs(text)
-        print(f"batch_read: table written into {DOC}", file=sys.stderr)
+        print(f"batch_read: table written into {DOC} and README.md", file=sys.stderr)
     return 0
 
 

@@ -255,8 +255,11 @@ def main(argv=None) -> int:
             if s in REAL and r["wrong"]:
                 print(f"peers:   wrong: {' '.join(r['wrong'])}", file=sys.stderr)
     text = table(results, sets)
-    stamp = f"{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores"
-    text += f"\n\n*{stamp}; `python benchmarks/peers.py`.*"
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    stamp = (f"{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, commit {git.stdout.strip() or '?'}; "
+             f"synthetic sets: the first {args.n} of each mode's 200 test images (seed 7)")
+    command = " ".join(["python benchmarks/peers.py", *(argv if argv is not None else sys.argv[1:])])
+    text += f"\n\n*{stamp}; `{command}`. Tesseract runs once per photo: its start-up is in s/photo.*"
     if "digitdet" in systems and not args.no_extras:
         e = digitdet_extras(str(SHARED / "real_signs" / "images" / "1.jpg"))
         text += (f"\n\ndigitdet's first answer in a fresh process (`digitdet read` one photo, wall): "

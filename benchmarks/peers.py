@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from batch_read import cpu_name  # benchmarks/ is the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CACHE = ROOT / "data" / "peers"
@@ -58,12 +60,6 @@ def synth_modes() -> list[str]:
     from digitdet.data.synth.modes import MODES
 
     return list(MODES)
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    m = re.search(r"model name\s*:\s*(.+)", info.read_text()) if info.exists() else None
-    return m.group(1).strip() if m else "unknown CPU"
 
 
 # ---- the sets ---------------------------------------------------------------------------------------------

@@ -5,9 +5,8 @@ reads best (20-80 px tall: 0.99), unsure at 8-20 px (0.6), blind below; wide blo
 
 import pytest
 import torch
-from scipy import ndimage
-from torch import nn
 
+import test_pyramid
 from digitdet.config import load_config
 from digitdet.reading import numbers
 from digitdet.reading.cascade import CascadeDetector, CascadeSettings, padded_region, read_scale
@@ -15,27 +14,14 @@ from digitdet.reading.pyramid import PyramidDetector
 from digitdet.reading.scan import for_inference
 
 
-class BlobDetector(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.transform = nn.Identity()
-        self.transform.image_mean, self.transform.image_std = [0.0] * 3, [1.0] * 3
-        self.seen = []
+def reads_best_at_the_trained_sizes(height: int, width: int) -> float | None:
+    if not 8 <= height <= 80:
+        return None
+    return 0.99 if height >= 20 and width <= 2 * height else 0.6
 
-    def forward(self, images):
-        out = []
-        for im in images:
-            self.seen.append(tuple(im.shape[-2:]))
-            lab, _ = ndimage.label(im[0].numpy() > 0.5)
-            boxes, scores = [], []
-            for y, x in ndimage.find_objects(lab):
-                h, w = y.stop - y.start, x.stop - x.start
-                if h >= 8 and h <= 80:
-                    boxes.append([x.start, y.start, x.stop, y.stop])
-                    scores.append(0.99 if h >= 20 and w <= 2 * h else 0.6)
-            b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            out.append({"boxes": b, "scores": torch.tensor(scores).reshape(-1), "labels": torch.full((len(b),), 3)})
-        return out
+
+def blob_detector():
+    return test_pyramid.BlobDetector(reads_best_at_the_trained_sizes)
 
 
 def image_with(h, w, *boxes):
@@ -62,7 +48,7 @@ def test_padded_region_and_read_scale():
 
 
 def test_a_small_number_in_a_large_photo_is_read_in_its_region_at_the_models_scale():
-    model = BlobDetector()
+    model = blob_detector()
     digits = [(600, 400, 606, 414), (610, 400, 616, 414)]  # "22", 14 px tall in a 1000 x 800 photo
     det = CascadeDetector(model, SETTINGS)([image_with(800, 1000, *digits)])[0]
     assert read(det) == "22"
@@ -75,14 +61,14 @@ def test_a_small_number_in_a_large_photo_is_read_in_its_region_at_the_models_sca
 
 
 def test_the_finder_view_is_at_most_finder_long_and_never_enlarged():
-    model = BlobDetector()
+    model = blob_detector()
     CascadeDetector(model, SETTINGS)([torch.zeros(3, 3000, 4000), torch.zeros(3, 60, 100)])
     # Nothing found: after its finder views, each whole image is read at the model's scale (short side 88).
     assert model.seen == [(768, 1024), (384, 512), (192, 256), (88, 117), (60, 100), (88, 147)]
 
 
 def test_a_tight_crop_reads_in_the_first_region_and_the_whole_image_is_not_needed():
-    model = BlobDetector()
+    model = blob_detector()
     digits = [(10, 10, 40, 60), (50, 10, 80, 60)]
     det = CascadeDetector(model, SETTINGS)([image_with(70, 90, *digits)])[0]
     assert read(det) == "22"
@@ -94,26 +80,26 @@ def test_the_first_view_in_finder_rank_wins_over_a_surer_later_one():
     # though each view reads with the same confidence.
     big = [(100, 100, 130, 150), (140, 100, 170, 150)]
     small = [(600, 500, 606, 512)]
-    det = CascadeDetector(BlobDetector(), SETTINGS)([image_with(700, 900, *big, *small)])[0]
+    det = CascadeDetector(blob_detector(), SETTINGS)([image_with(700, 900, *big, *small)])[0]
     assert read(det) == "22"
     assert det["boxes"][:, 1].max() < 200  # only the big number's view
 
 
 def test_when_no_view_reads_the_whole_image_detections_come_back():
     wide = (20, 20, 80, 40)  # a wide bar: found everywhere, never sure
-    det = CascadeDetector(BlobDetector(), SETTINGS)([image_with(60, 100, wide)])[0]
+    det = CascadeDetector(blob_detector(), SETTINGS)([image_with(60, 100, wide)])[0]
     assert read(det) is None
     assert len(det["boxes"]) == 1 and det["scores"][0] == pytest.approx(0.6)
     assert torch.allclose(det["boxes"][0], torch.tensor(wide, dtype=torch.float32), atol=1.0)
 
 
 def test_empty_image_gives_empty_tensors():
-    det = CascadeDetector(BlobDetector(), SETTINGS)([torch.zeros(3, 50, 50)])[0]
+    det = CascadeDetector(blob_detector(), SETTINGS)([torch.zeros(3, 50, 50)])[0]
     assert det["boxes"].shape == (0, 4) and det["presence"].shape == (0,) and det["labels"].dtype == torch.int64
 
 
 def test_scan_picks_the_detector_and_old_configs_keep_their_meaning():
-    model = BlobDetector()
+    model = blob_detector()
     assert load_config().predict.scan == "cascade"
     assert isinstance(for_inference(model, load_config()), CascadeDetector)
     assert isinstance(for_inference(model, load_config([], ["predict.scan=pyramid"])), PyramidDetector)

@@ -12,13 +12,19 @@ from torch import nn
 from digitdet.reading.pyramid import PyramidDetector, PyramidSettings, level_scales, tile_origins
 
 
-class BlobDetector(nn.Module):
-    """Boxes of bright connected blobs 20-80 px tall in each image, label 3 (digit 2), score 0.9."""
+def trained_sizes(height: int, width: int) -> float | None:
+    return 0.9 if 20 <= height <= 80 else None
 
-    def __init__(self):
+
+class BlobDetector(nn.Module):
+    """Boxes of bright connected blobs in each image, label 3 (digit 2), scored by `score(height, width)`
+    (None: not found); by default 0.9 for blobs 20-80 px tall, the sizes a trained model knows."""
+
+    def __init__(self, score=trained_sizes):
         super().__init__()
         self.transform = nn.Identity()
         self.transform.image_mean, self.transform.image_std = [0.0] * 3, [1.0] * 3
+        self.score = score
         self.seen = []
 
     def forward(self, images):
@@ -26,13 +32,14 @@ class BlobDetector(nn.Module):
         for im in images:
             self.seen.append(tuple(im.shape[-2:]))
             lab, _ = ndimage.label(im[0].numpy() > 0.5)
-            boxes = []
-            for sl in ndimage.find_objects(lab):
-                y, x = sl
-                if 20 <= y.stop - y.start <= 80:
+            boxes, scores = [], []
+            for y, x in ndimage.find_objects(lab):
+                score = self.score(y.stop - y.start, x.stop - x.start)
+                if score is not None:
                     boxes.append([x.start, y.start, x.stop, y.stop])
+                    scores.append(score)
             b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            out.append({"boxes": b, "scores": torch.full((len(b),), 0.9), "labels": torch.full((len(b),), 3)})
+            out.append({"boxes": b, "scores": torch.tensor(scores).reshape(-1), "labels": torch.full((len(b),), 3)})
         return out
 
 

@@ -37,6 +37,7 @@ from torchvision.ops import nms
 
 from digitdet.reading.numbers import presence_scores, read_candidates
 from digitdet.reading.pyramid import PyramidDetector, PyramidSettings, _resize
+from digitdet.reading.pyramid import settings_for as pyramid_settings_for
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,8 @@ def _empty() -> dict[str, torch.Tensor]:
 
 
 def settings_for(cfg) -> CascadeSettings:
-    """Reading views at the model's own test scale (the last of model.min_size, and model.max_size)."""
-    m, p = cfg.model, cfg.predict
-    short = m.min_size[-1] if isinstance(m.min_size, (list, tuple)) else m.min_size
-    if short is None:  # a model that keeps the data pipeline's size: the finder view is all there is to read
-        short = 1 << 16
-    return CascadeSettings(read_short=int(short), read_max=int(m.max_size), read_thresh=p.read_thresh,
-                           dedup_iou=p.dedup_iou)
+    """Reading views at the model's own test scale: reading.pyramid's level 0 (the last of model.min_size,
+    and model.max_size; a model keeping the pipeline's size reads at its finder views' size)."""
+    level0 = pyramid_settings_for(cfg)
+    return CascadeSettings(read_short=level0.base_short, read_max=level0.base_max,
+                           read_thresh=cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces reader v2 (issue 22) from the shipped reader: the generator's full mix of modes (30,000 training
 # images, seed 2, the relief, cut and sign modes included), configs/reader-v2.yaml (the shipped reader
-# fine-tuned for 300,000 image views), then packing best.pt as float16 weights + config + reading threshold.
-# About 3 hours on 2 CPU cores; a checkpoint every epoch (30,000 images). Interrupted? Run it again with
+# fine-tuned for 150,000 image views), then packing best.pt as float16 weights + config + reading threshold.
+# About 2.5 hours on 2 CPU cores (16 img/s, AMD EPYC); a checkpoint every epoch (30,000 images). Interrupted? Run it again with
 # --resume: it continues from runs/reader/v2 (the data is made once).
 #   bash scripts/train_reader_v2.sh [--resume]
 set -euo pipefail

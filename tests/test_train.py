@@ -225,6 +225,20 @@ def test_resume_keeps_the_calibrated_step_count_of_a_minutes_budget(data, tmp_pa
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 5
 
 
+def test_resume_follows_a_changed_image_budget(data, tmp_path):
+    """An image budget is the config's: resuming with a longer train.max_images trains on to it (and a
+    shorter one stops early), rather than keeping the step count last.pt recorded.
+    Mutation: restore last.pt's budget_steps whatever the config says."""
+    # 8 training images at batch 4: 2 steps per epoch.
+    short = load_config([CPU], [*TINY, "train.epochs=5", "train.max_images=12"])
+    assert train_mod.fit(short, data, tmp_path / "run", progress=False)["steps"] == 3
+    longer = load_config([CPU], [*TINY, "train.epochs=5", "train.max_images=20"])
+    summary = train_mod.fit(longer, data, tmp_path / "run", resume=True, progress=False)
+    assert (summary["steps"], summary["budget_steps"]) == (5, 5)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["budget_steps"]) for x in lines] == [(2, 3), (3, 3), (5, 5)]
+
+
 def test_budget_flags_replace_the_configs_budget():
     from digitdet.cli import build_parser
     from digitdet.cli.budget import overrides as _overrides

@@ -123,7 +123,9 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
         set_rng_state(ckpt["rng"])
         start_epoch, step, best, stale = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"], ckpt["stale"]
         sched.scale, history = ckpt["lr_scale"], ckpt["history"]
-        if ckpt.get("budget_steps") is not None:  # a minutes budget converted before the interruption
+        # A minutes budget was turned into steps by timing, before the interruption: keep that count. An
+        # image budget is the config's own, so a resumed run may lengthen or shorten it (the cosine follows).
+        if ckpt.get("budget_steps") is not None and not t.max_images:
             budget.steps = ckpt["budget_steps"]
     elif resume:
         raise DigitdetError(f"{out / 'last.pt'}: nothing to resume")

@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="the dataset it was trained on (its digitdet-synth.json is recorded)")
     p.add_argument("--out", required=True)
+    p.add_argument("--command", default="bash scripts/train_reader.sh",
+                   help="the one command that reproduces the file, recorded in its meta")
     args = p.parse_args(argv)
     import torch
 
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     made = json.loads(marker.read_text()) if marker.is_file() else {}
     meta = {"data": {k: made.get(k) for k in ("generator", "seed", "counts", "modes")},
             "packed": datetime.date.today().isoformat(), "torch": str(torch.__version__),
-            "command": "bash scripts/train_reader.sh"}
+            "command": args.command}
     packed = pack_reader(args.checkpoint, args.out, meta)
     digest = hashlib.sha256(Path(args.out).read_bytes()).hexdigest()
     size = Path(args.out).stat().st_size / 1e6

@@ -16,4 +16,4 @@ if [ ! -f "$DATA/digitdet-synth.json" ]; then
 fi
 .venv/bin/digitdet train --config reader-v2 --data "$DATA" --out "$RUN" "$@"
 .venv/bin/python scripts/pack_reader.py --checkpoint "$RUN/best.pt" --data "$DATA" \
-  --out src/digitdet/weights/reader-v2-resnet18-l3.pt
+  --out src/digitdet/weights/reader-v2-resnet18-l3.pt --command "bash scripts/train_reader_v2.sh"

@@ -1,0 +1,89 @@
+"""Two readers, each where it is better: the bundled reader reads the photo, and when its best number is at
+least a fraction t of the photo's height (a close-up), a second reader's answer replaces it. Prints number
+accuracy per set for each reader alone, for the routing at each t, and for "either was right" (the
+ceiling of any rule that picks between the two). Choose t on --valid (a synthetic validation split), never
+on the real sets.
+
+    python benchmarks/route_readers.py --close runs/reader/v2/reader-v2-resnet18-l3.pt \\
+        --valid data/reader-v2 [--n 100] [--fracs 0.3,0.35,0.4]
+
+The close reader is made by `bash scripts/train_reader_v2.sh` (weights/MODEL.md). Accuracy only: the time
+columns of benchmarks/peers.py do not apply (both readers run on every photo here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (the same photo sets, read the same way)
+
+
+def labelled(folder: Path) -> list[tuple[str, str]]:
+    """A digitdet-synth folder's validation split with each image's whole number."""
+    from digitdet.reading.numbers import ground_truth_number
+
+    coco = json.loads((folder / "valid.json").read_text())
+    boxes: dict[int, tuple[list, list]] = {}
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        boxes.setdefault(a["image_id"], ([], []))[0].append([x, y, x + w, y + h])
+        boxes[a["image_id"]][1].append(a["category_id"])
+    return [(str(folder / "valid" / im["file_name"]), ground_truth_number(*boxes.get(im["id"], ([], []))))
+            for im in coco["images"]]
+
+
+def answers(items, whole, close) -> list[tuple[str, str, str, float]]:
+    """(truth, whole reader's number, close reader's number, whole reader's best number height / photo height)."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    out = []
+    for path, truth in tqdm(items, leave=False, unit="img"):
+        a, b = whole.read_file(path), close.read_file(path)
+        height = Image.open(path).size[1]
+        frac = (a.candidates[0].box[3] - a.candidates[0].box[1]) / height if a.candidates else 0.0
+        out.append((truth, a.number, b.number, frac))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--close", required=True, help="the close-up reader (a checkpoint or packed file)")
+    p.add_argument("--valid", help="a digitdet-synth folder whose valid split is measured first (choose t there)")
+    p.add_argument("--n", type=int, default=100, help="images per synthetic test set")
+    p.add_argument("--fracs", default="0.3,0.35,0.4")
+    p.add_argument("--sets", default=None, help="comma-separated (default: the real sets and every mode)")
+    args = p.parse_args(argv)
+    import torch
+
+    from digitdet.reading.reader import Reader
+
+    torch.set_num_threads(2)
+    fracs = [float(f) for f in args.fracs.split(",")]
+    whole, close = Reader(), Reader(args.close)
+    names = args.sets.split(",") if args.sets else ["real_plaques", "real_signs", *peers.synth_modes()]
+    sets = {f"{args.valid} valid": labelled(Path(args.valid))} if args.valid else {}
+    for name in names:
+        sets[name] = (peers.real_set(peers.SHARED / name) if name.startswith("real_")
+                      else peers.synthetic_set(name, args.n))
+    print(f"| set | n | {whole.source} | {args.close} | " + " | ".join(f"routed t={t}" for t in fracs)
+          + " | either right |")
+    print("|---|---:|---:|---:|" + "---:|" * len(fracs) + "---:|")
+    for name, items in sets.items():
+        rows = answers(items, whole, close)
+        alone = [sum(r[0] == r[k] for r in rows) for k in (1, 2)]
+        routed = [sum(r[0] == (r[2] if r[3] >= t else r[1]) for r in rows) for t in fracs]
+        either = sum(r[0] in (r[1], r[2]) for r in rows)
+        print(f"| {name} | {len(rows)} | {alone[0]} | {alone[1]} | " + " | ".join(map(str, routed)) + f" | {either} |")
+    print(f"\n*{datetime.date.today()}, {peers.cpu_name()}; `python benchmarks/route_readers.py "
+          f"{' '.join(argv if argv is not None else sys.argv[1:])}`*")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -73,22 +73,22 @@ def real_set(folder: Path) -> list[tuple[str, str]]:
 
 def synthetic_set(mode: str, n: int) -> list[tuple[str, str]]:
     """The first n images of mode's synthetic test split (made once, 200 images, seed 7) with their numbers."""
-    from digitdet.reading.numbers import ground_truth_number
-
     folder = CACHE / mode
     if not (folder / "test.json").is_file():
         subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "synth", str(folder), "--train", "0",
                         "--valid", "0", "--test", "200", "--seed", "7", "--modes", f"{mode}=1", "--workers", "1"],
                        check=True, cwd=ROOT)
-    coco = json.loads((folder / "test.json").read_text())
-    boxes: dict[int, tuple[list, list]] = {}
-    for a in coco["annotations"]:
-        x, y, w, h = a["bbox"]
-        boxes.setdefault(a["image_id"], ([], []))
-        boxes[a["image_id"]][0].append([x, y, x + w, y + h])
-        boxes[a["image_id"]][1].append(a["category_id"])
-    return [(str(folder / "test" / im["file_name"]), ground_truth_number(*boxes.get(im["id"], ([], []))))
-            for im in coco["images"]][:n]
+    return numbered_split(folder, "test")[:n]
+
+
+def numbered_split(folder: Path, split: str) -> list[tuple[str, str]]:
+    """(image file, whole number shown) of a digitdet-synth split, as `digitdet eval` counts the truth."""
+    from digitdet.data.coco import load_coco
+    from digitdet.training.evaluate import truth_numbers
+
+    coco = load_coco(folder / f"{split}.json", folder / split)
+    truth = truth_numbers(coco)
+    return [(str(folder / split / im["file_name"]), truth[im["id"]]) for im in coco.images]
 
 
 # ---- the systems (run in a child process) -----------------------------------------------------------------

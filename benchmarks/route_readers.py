@@ -15,26 +15,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (the same photo sets, read the same way)
-
-
-def labelled(folder: Path) -> list[tuple[str, str]]:
-    """A digitdet-synth folder's validation split with each image's whole number."""
-    from digitdet.reading.numbers import ground_truth_number
-
-    coco = json.loads((folder / "valid.json").read_text())
-    boxes: dict[int, tuple[list, list]] = {}
-    for a in coco["annotations"]:
-        x, y, w, h = a["bbox"]
-        boxes.setdefault(a["image_id"], ([], []))[0].append([x, y, x + w, y + h])
-        boxes[a["image_id"]][1].append(a["category_id"])
-    return [(str(folder / "valid" / im["file_name"]), ground_truth_number(*boxes.get(im["id"], ([], []))))
-            for im in coco["images"]]
 
 
 def answers(items, whole, close) -> list[tuple[str, str, str, float]]:
@@ -67,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     fracs = [float(f) for f in args.fracs.split(",")]
     whole, close = Reader(), Reader(args.close)
     names = args.sets.split(",") if args.sets else ["real_plaques", "real_signs", *peers.synth_modes()]
-    sets = {f"{args.valid} valid": labelled(Path(args.valid))} if args.valid else {}
+    sets = {f"{args.valid} valid": peers.numbered_split(Path(args.valid), "valid")} if args.valid else {}
     for name in names:
         sets[name] = (peers.real_set(peers.SHARED / name) if name.startswith("real_")
                       else peers.synthetic_set(name, args.n))

@@ -208,3 +208,12 @@ def test_preview_draws_small_print_lookalikes_that_shrink_below_a_pixel():
     s = Sample(im, [[200.0, 100.0, 220.0, 140.0]], [3], [mask], lookalikes=[[10.0, 10.0, 12.0, 13.0]])
     tile = _draw_sample(s, PREVIEW_CELL)
     assert tile.size == PREVIEW_CELL
+
+
+def test_synth_help_names_every_mode(capsys):
+    from digitdet.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    listed = capsys.readouterr().out.replace("\n", " ").split("(modes:")[1].split(";")[0]
+    assert [m.strip() for m in " ".join(listed.split()).split(",")] == list(MODES)

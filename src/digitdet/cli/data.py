@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--preview-n", type=int, default=48)
     s.add_argument("--modes", metavar="NAME=W,...",
                    help="mix of generator modes by weight, e.g. crop=0.4,tight=0.2,plaque=0.2,scene=0.2 "
-                        "(modes: crop, tight, plaque, scene; default crop=1)")
+                        "(modes: crop, tight, plaque, scene, relief, cut, sign; default crop=1)")
     s.set_defaults(func=_cmd_synth)
 
     s = sub.add_parser("check", help="validate a dataset folder and print statistics")

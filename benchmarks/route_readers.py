@@ -1,8 +1,9 @@
-"""Two readers, each where it is better: the bundled reader reads the photo, and when its best number is at
-least a fraction t of the photo's height (a close-up), a second reader's answer replaces it. Prints number
-accuracy per set for each reader alone, for the routing at each t, and for "either was right" (the
-ceiling of any rule that picks between the two). Choose t on --valid (a synthetic validation split), never
-on the real sets.
+"""Two readers, each where it is better: the whole-photo reader (the bundled v1, alone) reads the photo, and
+when its best number is at least a fraction t of the photo's height (a close-up), a second reader's answer
+replaces it. Prints number accuracy per set for each reader alone, for the routing at each t, for "either
+was right" (the ceiling of any rule that picks between the two) and for the bundled reader as shipped
+(reading/routing.py, at predict.close_frac: it must equal the simulated routing at that t). Choose t on
+--valid (a synthetic validation split), never on the real sets.
 
     python benchmarks/route_readers.py --close runs/reader/v2/reader-v2-resnet18-l3.pt \\
         --valid data/reader-v2 [--n 100] [--fracs 0.3,0.35,0.4]
@@ -22,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (the same photo sets, read the same way)
 
 
-def answers(items, whole, close) -> list[tuple[str, str, str, float]]:
-    """(truth, whole reader's number, close reader's number, whole reader's best number height / photo height)."""
+def answers(items, whole, close, shipped) -> list[tuple[str, str, str, float, str]]:
+    """(truth, whole reader's number, close reader's number, whole reader's best number height / photo height,
+    the shipped pair's number)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -32,7 +34,7 @@ def answers(items, whole, close) -> list[tuple[str, str, str, float]]:
         a, b = whole.read_file(path), close.read_file(path)
         height = Image.open(path).size[1]
         frac = (a.candidates[0].box[3] - a.candidates[0].box[1]) / height if a.candidates else 0.0
-        out.append((truth, a.number, b.number, frac))
+        out.append((truth, a.number, b.number, frac, shipped.read_file(path).number))
     return out
 
 
@@ -50,21 +52,23 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     fracs = [float(f) for f in args.fracs.split(",")]
-    whole, close = Reader(), Reader(args.close)
+    whole, close, shipped = Reader(overrides=("predict.close_frac=null",)), Reader(args.close), Reader()
     names = args.sets.split(",") if args.sets else ["real_plaques", "real_signs", *peers.synth_modes()]
     sets = {f"{args.valid} valid": peers.numbered_split(Path(args.valid), "valid")} if args.valid else {}
     for name in names:
         sets[name] = (peers.real_set(peers.SHARED / name) if name.startswith("real_")
                       else peers.synthetic_set(name, args.n))
     print(f"| set | n | {whole.source} | {args.close} | " + " | ".join(f"routed t={t}" for t in fracs)
-          + " | either right |")
-    print("|---|---:|---:|---:|" + "---:|" * len(fracs) + "---:|")
+          + f" | either right | {shipped.source} (t={shipped.cfg.predict.close_frac}) |")
+    print("|---|---:|---:|---:|" + "---:|" * len(fracs) + "---:|---:|")
     for name, items in sets.items():
-        rows = answers(items, whole, close)
+        rows = answers(items, whole, close, shipped)
         alone = [sum(r[0] == r[k] for r in rows) for k in (1, 2)]
         routed = [sum(r[0] == (r[2] if r[3] >= t else r[1]) for r in rows) for t in fracs]
         either = sum(r[0] in (r[1], r[2]) for r in rows)
-        print(f"| {name} | {len(rows)} | {alone[0]} | {alone[1]} | " + " | ".join(map(str, routed)) + f" | {either} |")
+        as_shipped = sum(r[0] == r[4] for r in rows)
+        print(f"| {name} | {len(rows)} | {alone[0]} | {alone[1]} | " + " | ".join(map(str, routed))
+              + f" | {either} | {as_shipped} |")
     print(f"\n*{datetime.date.today()}, {peers.cpu_name()}; `python benchmarks/route_readers.py "
           f"{' '.join(argv if argv is not None else sys.argv[1:])}`*")
     return 0

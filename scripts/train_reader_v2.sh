@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Reproduces reader v2 (issue 22) from the shipped reader: the generator's full mix of modes (30,000 training
-# images, seed 2, the relief, cut and sign modes included), configs/reader-v2.yaml (the shipped reader
-# fine-tuned for 150,000 image views), then packing best.pt as float16 weights + config + reading threshold
-# into the run folder: a candidate, measured in weights/MODEL.md and not shipped (to ship one, copy it into
-# src/digitdet/weights/ and point model/packed.py's BUNDLED_READER at it).
+# Reproduces reader v2 (issue 22), the bundled reader's close-up reader (reading/routing.py), from reader v1:
+# the generator's full mix of modes (30,000 training images, seed 2, the relief, cut and sign modes
+# included), configs/reader-v2.yaml (v1 fine-tuned for 150,000 image views), then packing best.pt as
+# float16 weights + config + reading threshold into src/digitdet/weights/reader-v2-resnet18-l3.pt, the
+# shipped file (weights/MODEL.md).
 # About 2.5 hours on 2 CPU cores (16-19 img/s, AMD EPYC); a checkpoint every epoch (30,000 images).
 # Interrupted? Run it again with --resume: it continues from runs/reader/v2 (the data is made once).
 #   bash scripts/train_reader_v2.sh [--resume]
@@ -18,4 +18,4 @@ if [ ! -f "$DATA/digitdet-synth.json" ]; then
 fi
 .venv/bin/digitdet train --config reader-v2 --data "$DATA" --out "$RUN" "$@"
 .venv/bin/python scripts/pack_reader.py --checkpoint "$RUN/best.pt" --data "$DATA" \
-  --out "$RUN/reader-v2-resnet18-l3.pt" --command "bash scripts/train_reader_v2.sh"
+  --out src/digitdet/weights/reader-v2-resnet18-l3.pt --command "bash scripts/train_reader_v2.sh"

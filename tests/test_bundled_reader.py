@@ -13,7 +13,7 @@ from digitdet.cli import main
 from digitdet.data.synth import sample_rng
 from digitdet.data.synth import style as synth_style
 from digitdet.data.synth.modes import render_mode
-from digitdet.model.packed import BUNDLED_READER, WEIGHTS_DIR
+from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER, WEIGHTS_DIR
 from digitdet.reading.reader import Reader
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_plaques" / "images"
@@ -29,11 +29,13 @@ def truth(sample) -> str:
     return "".join(str(lab) for _, lab in sorted(zip([b[0] for b in sample.boxes], sample.labels)))
 
 
-def test_shipped_weights_are_small_and_load_without_unpickling_code():
-    path = WEIGHTS_DIR / f"{BUNDLED_READER}.pt"
+@pytest.mark.parametrize("name", [BUNDLED_READER, BUNDLED_CLOSE_READER])
+def test_shipped_weights_are_small_and_load_without_unpickling_code(name):
+    path = WEIGHTS_DIR / f"{name}.pt"
     packed = torch.load(path, map_location="cpu", weights_only=True)
     assert {"config", "model", "read_thresh", "meta"} <= set(packed)
     assert all(v.dtype in (torch.float16, torch.int64) for v in packed["model"].values())
+    assert packed["meta"].get("command")  # the one command that reproduces it (weights/MODEL.md)
     assert path.stat().st_size <= 25e6
     assert sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt")) <= 40e6
     assert (WEIGHTS_DIR / "MODEL.md").is_file()

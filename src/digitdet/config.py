@@ -121,6 +121,9 @@ class PredictConfig:
     # regions in one pass and reads each at the model's scale (reading/cascade.py); "pyramid" runs the model
     # over scales and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops).
     scan: str = "cascade"
+    # The bundled reader's close-up reader reads a photo whose best number is at least this fraction of its
+    # height (reading/routing.py); null: the whole-photo reader alone. A checkpoint given reads alone.
+    close_frac: float | None = 0.35
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the
@@ -392,7 +395,7 @@ def _check_values(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key}: must be > 0, got {value}")
-    for key in ("nms_thresh", "score_thresh", "read_thresh", "dedup_iou"):
+    for key in ("nms_thresh", "score_thresh", "read_thresh", "dedup_iou", "close_frac"):
         value = getattr(cfg.predict, key)
-        if not 0.0 <= value <= 1.0:
+        if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"predict.{key}: must be within [0, 1], got {value}")

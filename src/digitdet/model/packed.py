@@ -16,10 +16,12 @@ from digitdet.model.checkpoint import load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
+# The bundled reader's close-up reader (reading/routing.py): reads the photos whose number is large in them.
+BUNDLED_CLOSE_READER = "reader-v2-resnet18-l3"
 
 
-def bundled_reader_path() -> Path:
-    path = WEIGHTS_DIR / f"{BUNDLED_READER}.pt"
+def bundled_reader_path(name: str = BUNDLED_READER) -> Path:
+    path = WEIGHTS_DIR / f"{name}.pt"
     if not path.is_file():
         raise DigitdetError(f"the bundled reader {path} is missing from this installation; "
                             "pass --checkpoint RUN/best.pt")

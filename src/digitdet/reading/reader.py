@@ -20,8 +20,9 @@ import torch
 from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
-from digitdet.model.packed import BUNDLED_READER, bundled_reader_path, load_packed
+from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER, bundled_reader_path, load_packed
 from digitdet.reading.grouping import Candidate
+from digitdet.reading.routing import ReaderPair
 from digitdet.reading.scan import for_inference
 
 
@@ -45,12 +46,19 @@ class Reading:
 
 
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
-    """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True."""
+    """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True: its
+    whole-photo and close-up readers as a reading.routing.ReaderPair (predict.close_frac=null: the first
+    alone); reading.scan.for_inference makes either a detector."""
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
         return cfg, model
     path = bundled_reader_path()
-    return model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
+    cfg, model = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
+    if cfg.predict.close_frac is None:
+        return cfg, model
+    path = bundled_reader_path(BUNDLED_CLOSE_READER)
+    close_cfg, close = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
+    return cfg, ReaderPair(model, close, close_cfg)
 
 
 class Reader:
@@ -62,7 +70,8 @@ class Reader:
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, model = load_model(checkpoint, overrides, self.device)
-        self.source = str(checkpoint) if checkpoint is not None else f"bundled:{BUNDLED_READER}"
+        self.source = (str(checkpoint) if checkpoint is not None else f"bundled:{BUNDLED_READER}"
+                       + (f"+{BUNDLED_CLOSE_READER}" if isinstance(model, ReaderPair) else ""))
         if scan is not None:  # predict.scan: "cascade", "pyramid" or "single" (default: the config's)
             self.cfg = load_config(base=self.cfg.to_dict(), overrides=[f"predict.scan={scan}"])
         self.detector = for_inference(model, self.cfg)

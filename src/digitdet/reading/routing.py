@@ -1,0 +1,101 @@
+"""The bundled reader is a pair of models, each reading where it reads better (weights/MODEL.md measures it).
+
+The whole-photo reader (reader v1) reads every photo first. When the best number it finds is at least
+`close_frac` of the photo's height, the photo is a close-up (a tight crop, a plaque, a relief or cut
+number) and the close-up reader (reader v2: more relief and cut digits, but it takes window frames and
+letters for digits in whole photos) reads it again; its detections are the answer, whatever it reads.
+`close_frac` (predict.close_frac) was chosen on a synthetic validation split
+(benchmarks/route_readers.py), never on the real photo sets.
+
+Each reader has its own tuned reading threshold (the packed file's read_thresh). Callers read every
+detection at one threshold, the whole-photo reader's (predict.read_thresh), so the close-up reader's scores
+and presences are mapped onto that scale by a monotone piecewise-linear map that takes its threshold to
+the whole-photo reader's, 0 to 0 and 1 to 1: a digit it keeps at its own threshold is kept at the
+caller's, the same digits in the same order, and `digitdet read`, `predict`, `serve` and the Ray engine
+keep agreeing without knowing there are two readers. The presences (reading.numbers rule 1) are measured
+on the close-up reader's own scores before the map: a sum of mapped scores would not be the mapped sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from digitdet.reading.numbers import presence_scores, read_candidates
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    close_frac: float = 0.35  # predict.close_frac
+    whole_thresh: float = 0.98  # the whole-photo reader's predict.read_thresh (what callers read at)
+    close_thresh: float = 0.85  # the close-up reader's own tuned threshold
+    dedup_iou: float = 0.3  # predict.dedup_iou
+
+
+class ReaderPair(nn.Module):
+    """The two models as reading.reader.load_model gives them; reading.scan.for_inference makes the pair a
+    RoutedDetector. `close_cfg`: the close-up reader's own config (its read_thresh tuned for it)."""
+
+    def __init__(self, whole: nn.Module, close: nn.Module, close_cfg) -> None:
+        super().__init__()
+        self.whole, self.close, self.close_cfg = whole, close, close_cfg
+
+    def close_config(self, cfg):
+        """The close-up reader's config scanning as `cfg` does (predict.scan, e.g. `--scan pyramid`)."""
+        return replace(self.close_cfg, predict=replace(self.close_cfg.predict, scan=cfg.predict.scan))
+
+
+def to_whole_scale(x: torch.Tensor, close_thresh: float, whole_thresh: float) -> torch.Tensor:
+    """Scores in [0, 1] on the close-up reader's scale -> the whole-photo reader's (float32): close_thresh
+    goes to whole_thresh, linear on either side. A score is >= close_thresh exactly when its image is >=
+    whole_thresh, compared as reading.numbers compares (a float32 score against the threshold in double),
+    to the last bit: rounding never moves a digit across the threshold."""
+    if close_thresh == whole_thresh:
+        return x.float()
+    x64 = x.double()
+    low = x64 * (whole_thresh / close_thresh)
+    high = whole_thresh + (x64 - close_thresh) * ((1.0 - whole_thresh) / (1.0 - close_thresh))
+    kept = x64 >= close_thresh
+    y = torch.where(kept, high, low).clamp(0.0, 1.0).float()
+    at = torch.tensor(whole_thresh, dtype=torch.float32)
+    up = at if float(at) >= whole_thresh else torch.nextafter(at, torch.tensor(2.0))  # least float32 >= it
+    below = torch.nextafter(up, torch.tensor(-1.0))  # the greatest float32 under it
+    return torch.where(kept, torch.maximum(y, up), torch.minimum(y, below))
+
+
+class RoutedDetector(nn.Module):
+    """forward(images) -> one detection dict per image, like the detectors it wraps (each already a
+    reading.scan detector: cascade, pyramid or single), with 'presence' and 'reader' ('whole' or 'close')."""
+
+    def __init__(self, whole: nn.Module, close: nn.Module, settings: RouteSettings = RouteSettings()) -> None:
+        super().__init__()
+        self.whole, self.close, self.settings = whole, close, settings
+
+    @torch.inference_mode()
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        # One image at a time: which reader runs is decided per image.
+        return [self._detect(image) for image in images]
+
+    def _detect(self, image: torch.Tensor) -> dict:
+        s = self.settings
+        det = self.whole([image])[0]
+        best = read_candidates(det["boxes"], det["scores"], det["labels"], s.whole_thresh, s.dedup_iou,
+                               det.get("presence"))[:1]
+        if not best or best[0].box[3] - best[0].box[1] < s.close_frac * image.shape[-2]:
+            return {**det, "reader": "whole"}
+        det = self.close([image])[0]
+        presence = det.get("presence")
+        if presence is None:  # a "single" scan measures no presence: measure it on the reader's own scores
+            presence = presence_scores(det["boxes"].float(), det["scores"].float(), det["labels"], s.dedup_iou)
+        return {**det, "scores": to_whole_scale(det["scores"], s.close_thresh, s.whole_thresh),
+                "presence": to_whole_scale(presence, s.close_thresh, s.whole_thresh), "reader": "close"}
+
+
+def routed(pair: ReaderPair, cfg, for_inference) -> RoutedDetector:
+    """The pair's detector: each reader inside `for_inference` (reading.scan's) with its own config."""
+    close_cfg = pair.close_config(cfg)
+    settings = RouteSettings(close_frac=cfg.predict.close_frac, whole_thresh=cfg.predict.read_thresh,
+                             close_thresh=close_cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou)
+    return RoutedDetector(for_inference(pair.whole, cfg), for_inference(pair.close, close_cfg), settings)

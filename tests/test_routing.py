@@ -1,0 +1,99 @@
+"""reading.routing: the bundled reader's whole-photo reader hands close-ups to its close-up reader, whose
+scores come back on the whole-photo reader's scale (stand-in detectors: no model needed), and the shipped
+pair is what Reader(), predict and the Ray engine load."""
+
+import pytest
+import torch
+
+import test_pyramid
+from digitdet.reading import numbers
+from digitdet.reading.routing import ReaderPair, RoutedDetector, RouteSettings, to_whole_scale
+
+S = RouteSettings(close_frac=0.35, whole_thresh=0.98, close_thresh=0.85, dedup_iou=0.3)
+
+
+class Fixed(torch.nn.Module):
+    """A close-up reader stand-in: the same detections for every image ('1' at 0.86, '2' at 0.84 and a
+    '7' under the '2' at 0.10: the '2' glyph's presence is 0.94); counts its calls."""
+
+    def __init__(self, presence=False):
+        super().__init__()
+        self.calls, self.presence = 0, presence
+
+    def forward(self, images):
+        self.calls += len(images)
+        det = {"boxes": torch.tensor([[10.0, 10, 30, 60], [35, 10, 55, 60], [35, 10, 55, 61]]),
+               "scores": torch.tensor([0.86, 0.84, 0.10]), "labels": torch.tensor([2, 3, 8])}
+        if self.presence:
+            det["presence"] = numbers.presence_scores(det["boxes"], det["scores"], det["labels"], 0.3)
+        return [det for _ in images]
+
+
+def whole_reader(score=0.99):
+    return test_pyramid.BlobDetector(lambda h, w: score)
+
+
+@pytest.mark.parametrize("close, whole", [(0.85, 0.98), (0.9, 0.5), (0.65, 0.98)])
+def test_the_map_takes_the_close_threshold_to_the_whole_one_and_keeps_order(close, whole):
+    x = torch.linspace(0, 1, 1001)
+    y = to_whole_scale(x, close, whole)
+    assert y[0] == 0 and y[-1] == pytest.approx(1.0)
+    assert float(to_whole_scale(torch.tensor([close]), close, whole)) == pytest.approx(whole)
+    assert bool((y[1:] > y[:-1]).all())  # strictly increasing: the same order
+    assert torch.equal(x.double() >= close, y.double() >= whole)  # as reading.numbers compares: float(p) >= t
+    at = torch.tensor(close, dtype=torch.float32)
+    for direction in (-1.0, 2.0):  # the float32 neighbours of the threshold, to the last bit
+        v = at
+        for _ in range(50):
+            v = torch.nextafter(v, torch.tensor(direction))
+            assert (float(v) >= close) == (float(to_whole_scale(v.reshape(1), close, whole)) >= whole), float(v)
+    assert torch.equal(to_whole_scale(x, 0.7, 0.7), x)
+
+
+def test_a_small_number_stays_with_the_whole_photo_reader():
+    close = Fixed()
+    router = RoutedDetector(whole_reader(), close, S)
+    image = test_pyramid.image_with_blob(300, 400, (100, 100, 130, 140))  # 40 px of 300: 0.13 < 0.35
+    det = router([image])[0]
+    assert det["reader"] == "whole" and close.calls == 0
+    assert det["boxes"].tolist() == [[100.0, 100.0, 130.0, 140.0]] and det["scores"].tolist() == [pytest.approx(0.99)]
+
+
+def test_nothing_read_stays_with_the_whole_photo_reader():
+    close = Fixed()
+    image = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 90))  # tall, but read below 0.98
+    assert RoutedDetector(whole_reader(0.9), close, S)([image])[0]["reader"] == "whole" and close.calls == 0
+
+
+@pytest.mark.parametrize("measured", [False, True])
+def test_a_close_up_is_read_by_the_close_up_reader_at_its_own_threshold(measured):
+    """The close-up reader keeps '1' (0.86) and the '2' glyph (0.84 + 0.10 under it = 0.94) at its 0.85 and
+    would drop a 0.84 alone: read at the caller's 0.98 the routed detections say the same."""
+    close = Fixed(presence=measured)
+    image = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 46))  # 36 px of 100: 0.36 >= 0.35
+    det = RoutedDetector(whole_reader(), close, S)([image])[0]
+    assert det["reader"] == "close" and close.calls == 1
+    raw = close([image])[0]
+    assert numbers.read_number(raw["boxes"], raw["scores"], raw["labels"], 0.85, 0.3) == "12"
+    assert numbers.read_number(det["boxes"], det["scores"], det["labels"], 0.98, 0.3, det["presence"]) == "12"
+    assert numbers.read_number(raw["boxes"][:2], raw["scores"][:2], raw["labels"][:2], 0.85, 0.3) == "1"  # no '7'
+    assert det["scores"][0] == pytest.approx(0.98 + 0.01 * 0.02 / 0.15) and det["scores"][1] < 0.98
+    assert det["presence"][1] == pytest.approx(float(to_whole_scale(torch.tensor([0.94]), 0.85, 0.98)))
+
+
+def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone():
+    from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER
+    from digitdet.reading.reader import Reader, load_model
+
+    cfg, pair = load_model()
+    assert isinstance(pair, ReaderPair) and cfg.predict.close_frac == 0.35
+    assert cfg.predict.read_thresh == 0.98 and pair.close_cfg.predict.read_thresh == 0.85  # each its own
+    reader = Reader(scan="pyramid")
+    assert isinstance(reader.detector, RoutedDetector)
+    assert reader.source == f"bundled:{BUNDLED_READER}+{BUNDLED_CLOSE_READER}"
+    assert type(reader.detector.close).__name__ == "PyramidDetector"  # the close-up reader scans as asked
+    assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (0.98, 0.85)
+    alone = Reader(overrides=("predict.close_frac=null",))
+    assert type(alone.detector).__name__ == "CascadeDetector" and alone.source == f"bundled:{BUNDLED_READER}"
+    _, one = load_model(overrides=("predict.read_thresh=0.5",))
+    assert one.close_cfg.predict.read_thresh == 0.5  # a threshold the user sets holds for both readers

@@ -6,7 +6,7 @@ was right" (the ceiling of any rule that picks between the two) and for the bund
 --valid (a synthetic validation split), never on the real sets.
 
     python benchmarks/route_readers.py --close runs/reader/v2/reader-v2-resnet18-l3.pt \\
-        --valid data/reader-v2 [--n 100] [--fracs 0.3,0.35,0.4]
+        --valid data/reader-v2 [--whole RUN/best.pt] [--n 100] [--fracs 0.3,0.35,0.4]
 
 The close reader is made by `bash scripts/train_reader_v2.sh` (weights/MODEL.md). Accuracy only: the time
 columns of benchmarks/peers.py do not apply (both readers run on every photo here).
@@ -41,6 +41,7 @@ def answers(items, whole, close, shipped) -> list[tuple[str, str, str, float, st
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--close", required=True, help="the close-up reader (a checkpoint or packed file)")
+    p.add_argument("--whole", help="the whole-photo reader (default: the bundled one alone)")
     p.add_argument("--valid", help="a digitdet-synth folder whose valid split is measured first (choose t there)")
     p.add_argument("--n", type=int, default=100, help="images per synthetic test set")
     p.add_argument("--fracs", default="0.3,0.35,0.4")
@@ -52,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     fracs = [float(f) for f in args.fracs.split(",")]
-    whole, close, shipped = Reader(overrides=("predict.close_frac=null",)), Reader(args.close), Reader()
+    whole = Reader(args.whole) if args.whole else Reader(overrides=("predict.close_frac=null",))
+    close, shipped = Reader(args.close), Reader()
     names = args.sets.split(",") if args.sets else ["real_plaques", "real_signs", *peers.synth_modes()]
     sets = {f"{args.valid} valid": peers.numbered_split(Path(args.valid), "valid")} if args.valid else {}
     for name in names:
         sets[name] = (peers.real_set(peers.SHARED / name) if name.startswith("real_")
                       else peers.synthetic_set(name, args.n))
-    print(f"| set | n | {whole.source} | {args.close} | " + " | ".join(f"routed t={t}" for t in fracs)
+    print(f"| set | n | {args.whole or whole.source} | {args.close} | " + " | ".join(f"routed t={t}" for t in fracs)
           + f" | either right | {shipped.source} (t={shipped.cfg.predict.close_frac}) |")
     print("|---|---:|---:|---:|" + "---:|" * len(fracs) + "---:|---:|")
     for name, items in sets.items():

@@ -311,3 +311,29 @@ def test_roi_scales_are_the_strides_whatever_the_first_image(configs, scales):
     with torch.no_grad():
         model([torch.rand(3, 44, 59)])
     assert pool.scales == scales and pool.map_levels.k_min == -torch.log2(torch.tensor(scales[0])).item()
+
+
+@pytest.mark.parametrize("overrides, folded", [(["model.frozen_stages=0"], 15), (["model.frozen_stages=2"], 15),
+                                               (["model.norm=groupnorm", "model.frozen_stages=0"], 0)])
+def test_folding_the_norms_into_the_convs_keeps_the_features(overrides, folded):
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from digitdet.model.inference import fold_batchnorm
+
+    cfg = load_config(["cpu"], ["model.backbone_weights=null", "model.representation_size=32", *overrides])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    norms = (torch.nn.BatchNorm2d, FrozenBatchNorm2d)
+    for bn in (m for m in model.modules() if isinstance(m, norms)):  # statistics a trained trunk would have
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.bias.data.uniform_(-1, 1)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(model.train())
+    model.eval()
+    x = torch.rand(1, 3, 88, 120)
+    with torch.inference_mode():
+        before = model.backbone(x)
+        assert fold_batchnorm(model) == folded
+        after = model.backbone(x)
+    assert not any(isinstance(m, norms) for m in model.modules())
+    for k in before:
+        torch.testing.assert_close(after[k], before[k], rtol=1e-4, atol=1e-4)

@@ -88,6 +88,7 @@ def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone()
     cfg, pair = load_model()
     assert isinstance(pair, ReaderPair) and cfg.predict.close_frac == 0.35
     assert cfg.predict.read_thresh == 0.98 and pair.close_cfg.predict.read_thresh == 0.85  # each its own
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pair.modules())  # folded into the convs
     reader = Reader(scan="pyramid")
     assert isinstance(reader.detector, RoutedDetector)
     assert reader.source == f"bundled:{BUNDLED_READER}+{BUNDLED_CLOSE_READER}"

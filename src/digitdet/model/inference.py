@@ -55,3 +55,36 @@ def run_inference(
             if "presence" in det:  # reading.cascade/pyramid measured each glyph's presence in its own view
                 out[-1]["presence"] = det["presence"].float().cpu().numpy()
     return out
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every eval-mode BatchNorm2d (or FrozenBatchNorm2d) that directly follows a conv into that
+    conv's weights and bias (torch.nn.utils.fusion.fuse_conv_bn_eval), the norm replaced by Identity: the
+    same function in one op instead of two, so a whole photo's largest activations are made once, not
+    twice (peak memory), and faster. "Directly follows": the next element of a Sequential (a ResNet's
+    downsample), or `bnN` after `convN` in one module (torchvision's ResNet stem and blocks run them in
+    that order). In place, for a model only read with from then on (reading.reader.load_model); returns
+    how many were folded."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    from torchvision.ops import FrozenBatchNorm2d  # a frozen trunk's (model.frozen_stages): the same fields
+
+    if model.training:
+        raise ValueError("fold_batchnorm: the model must be in eval mode (its norms' running statistics)")
+    folded = 0
+    for parent in list(model.modules()):
+        children = dict(parent.named_children())
+        for name, bn in children.items():
+            if not isinstance(bn, (nn.BatchNorm2d, FrozenBatchNorm2d)):
+                continue
+            if isinstance(parent, nn.Sequential) and name.isdigit():
+                conv_name = str(int(name) - 1)
+            elif name.startswith("bn"):
+                conv_name = "conv" + name[2:]
+            else:
+                continue
+            conv = children.get(conv_name)
+            if isinstance(conv, nn.Conv2d):
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(parent, name, nn.Identity())
+                folded += 1
+    return folded

@@ -20,6 +20,7 @@ import torch
 from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
+from digitdet.model.inference import fold_batchnorm
 from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER, bundled_reader_path, load_packed
 from digitdet.reading.grouping import Candidate
 from digitdet.reading.routing import ReaderPair
@@ -46,18 +47,22 @@ class Reading:
 
 
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
-    """(cfg, model in eval mode). No checkpoint: the bundled reader, loaded with weights_only=True: its
-    whole-photo and close-up readers as a reading.routing.ReaderPair (predict.close_frac=null: the first
-    alone); reading.scan.for_inference makes either a detector."""
+    """(cfg, model in eval mode, its norms folded into its convs: model.inference.fold_batchnorm). No
+    checkpoint: the bundled reader, loaded with weights_only=True: its whole-photo and close-up readers as
+    a reading.routing.ReaderPair (predict.close_frac=null: the first alone); reading.scan.for_inference
+    makes either a detector."""
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
+        fold_batchnorm(model)
         return cfg, model
     path = bundled_reader_path()
     cfg, model = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
+    fold_batchnorm(model)
     if cfg.predict.close_frac is None:
         return cfg, model
     path = bundled_reader_path(BUNDLED_CLOSE_READER)
     close_cfg, close = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
+    fold_batchnorm(close)
     return cfg, ReaderPair(model, close, close_cfg)
 
 

@@ -6,6 +6,7 @@ Box format everywhere: xyxy in input-image pixels. Labels: 0 = background, 1..10
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -64,12 +65,19 @@ def _norm_layer(kind: str):
     return nn.BatchNorm2d  # trainable statistics: random init has no statistics worth freezing
 
 
-def make_trunk(name: str, norm: str) -> nn.Module:
-    """A randomly initialised torchvision ResNet with digitdet's norm layer (the classifier head unused)."""
+def make_trunk(name: str, norm: str, initialise: bool = True) -> nn.Module:
+    """A randomly initialised torchvision ResNet with digitdet's norm layer (the classifier head unused).
+    `initialise=False`: its tensors allocated but not filled, for a caller that loads every one next (the
+    random init of a ResNet-18 is most of a model's build time, paid twice on each `digitdet read`)."""
     if name not in _RESNETS:
         raise ConfigError(f"model.backbone: unknown backbone {name!r} (choose from {sorted(_RESNETS)})")
     # zero_init_residual starts every block as identity: deep nets trained from scratch converge.
-    return _RESNETS[name](weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
+    make = functools.partial(_RESNETS[name], weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
+    if initialise:
+        return make()
+    with torch.device("meta"):  # shapes only; a ResNet holds nothing but parameters and buffers
+        trunk = make()
+    return trunk.to_empty(device="cpu")
 
 
 def build_backbone(
@@ -80,13 +88,14 @@ def build_backbone(
     out_channels: int,
     weights_path: str | None = None,
     frozen_stages: int = 0,
+    initialise: bool = True,
 ) -> BackboneWithFPN:
     """ResNet trunk (random init, or a local state dict) + FPN over the chosen stages + max-pool level.
 
     Output feature names are '0'..str(len(returned_layers)-1) plus 'pool'. Stages after the deepest
     returned one are not part of the model (torchvision's IntermediateLayerGetter drops them).
     """
-    trunk = make_trunk(name, norm)
+    trunk = make_trunk(name, norm, initialise)
     if weights_path:
         load_trunk_weights(trunk, weights_path, stages=max(returned_layers))
     freeze_stages(trunk, frozen_stages)
@@ -216,8 +225,10 @@ def fix_roi_scales(roi_pool: MultiScaleRoIAlign, returned_layers) -> None:
         roi_pool(features, [torch.tensor([[0.0, 0.0, 8.0, 8.0]])], [(side, side)])
 
 
-def build_model(cfg: Config) -> FasterRCNN:
-    """Assemble the detector described by `cfg` (randomly initialised unless backbone_weights is set)."""
+def build_model(cfg: Config, *, initialise: bool = True) -> FasterRCNN:
+    """Assemble the detector described by `cfg` (randomly initialised unless backbone_weights is set).
+    `initialise=False`: the trunk's weights are left unfilled, for a state dict loaded whole next
+    (model.checkpoint.model_from_state)."""
     m, p = cfg.model, cfg.predict
     backbone = build_backbone(
         name=m.backbone,
@@ -226,6 +237,7 @@ def build_model(cfg: Config) -> FasterRCNN:
         out_channels=m.fpn_channels,
         weights_path=m.backbone_weights,
         frozen_stages=m.frozen_stages,
+        initialise=initialise,
     )
     featmaps = [str(k) for k in range(len(m.returned_layers))]
     roi_pool = MultiScaleRoIAlign(featmaps, m.roi_output_size, sampling_ratio=m.roi_sampling_ratio)

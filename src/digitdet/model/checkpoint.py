@@ -53,7 +53,7 @@ def model_from_state(state: dict[str, Any], overrides=(), device: str | torch.de
         cfg = replace(cfg, predict=replace(cfg.predict, read_thresh=float(state["read_thresh"])))
     # Never load user-supplied backbone weights again: the checkpoint already holds every weight.
     cfg = replace(cfg, model=replace(cfg.model, backbone_weights=None))
-    model = build_model(cfg)
+    model = build_model(cfg, initialise=False)  # every weight comes from the state, strictly
     try:
         model.load_state_dict(state["model"])  # copies into the float32 parameters (float16 storage too)
     except RuntimeError as exc:

@@ -6,7 +6,7 @@ Box format everywhere: xyxy in input-image pixels. Labels: 0 = background, 1..10
 
 from __future__ import annotations
 
-import functools
+import contextlib
 from pathlib import Path
 
 import torch
@@ -65,19 +65,33 @@ def _norm_layer(kind: str):
     return nn.BatchNorm2d  # trainable statistics: random init has no statistics worth freezing
 
 
-def make_trunk(name: str, norm: str, initialise: bool = True) -> nn.Module:
-    """A randomly initialised torchvision ResNet with digitdet's norm layer (the classifier head unused).
-    `initialise=False`: its tensors allocated but not filled, for a caller that loads every one next (the
-    random init of a ResNet-18 is most of a model's build time, paid twice on each `digitdet read`)."""
+def make_trunk(name: str, norm: str) -> nn.Module:
+    """A randomly initialised torchvision ResNet with digitdet's norm layer (the classifier head unused)."""
     if name not in _RESNETS:
         raise ConfigError(f"model.backbone: unknown backbone {name!r} (choose from {sorted(_RESNETS)})")
     # zero_init_residual starts every block as identity: deep nets trained from scratch converge.
-    make = functools.partial(_RESNETS[name], weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
-    if initialise:
-        return make()
-    with torch.device("meta"):  # shapes only; a ResNet holds nothing but parameters and buffers
-        trunk = make()
-    return trunk.to_empty(device="cpu")
+    return _RESNETS[name](weights=None, norm_layer=_norm_layer(norm), zero_init_residual=True)
+
+
+_INIT_FILLS = ("uniform_", "normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_", "kaiming_normal_",
+               "xavier_uniform_", "xavier_normal_", "trunc_normal_")
+
+
+@contextlib.contextmanager
+def skipped_init():
+    """torch.nn.init's fill functions as no-ops while modules are built (transformers' no_init_weights does
+    the same): tensors are allocated and never filled, for a model whose every weight is loaded next. The
+    random init of a ResNet-18 (layer4 included, dropped later) was 0.17 of a model's 0.23 s build, paid for
+    both readers on each `digitdet read`. Not the meta device: building under it imports torch._dynamo
+    (1.1 s, 150 MB; tests/test_startup.py). Patches the module, so no other thread should build meanwhile."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FILLS}
+    for name in _INIT_FILLS:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fill in saved.items():
+            setattr(nn.init, name, fill)
 
 
 def build_backbone(
@@ -88,14 +102,13 @@ def build_backbone(
     out_channels: int,
     weights_path: str | None = None,
     frozen_stages: int = 0,
-    initialise: bool = True,
 ) -> BackboneWithFPN:
     """ResNet trunk (random init, or a local state dict) + FPN over the chosen stages + max-pool level.
 
     Output feature names are '0'..str(len(returned_layers)-1) plus 'pool'. Stages after the deepest
     returned one are not part of the model (torchvision's IntermediateLayerGetter drops them).
     """
-    trunk = make_trunk(name, norm, initialise)
+    trunk = make_trunk(name, norm)
     if weights_path:
         load_trunk_weights(trunk, weights_path, stages=max(returned_layers))
     freeze_stages(trunk, frozen_stages)
@@ -227,8 +240,13 @@ def fix_roi_scales(roi_pool: MultiScaleRoIAlign, returned_layers) -> None:
 
 def build_model(cfg: Config, *, initialise: bool = True) -> FasterRCNN:
     """Assemble the detector described by `cfg` (randomly initialised unless backbone_weights is set).
-    `initialise=False`: the trunk's weights are left unfilled, for a state dict loaded whole next
+    `initialise=False`: no weight is filled (skipped_init), for a state dict loaded whole next
     (model.checkpoint.model_from_state)."""
+    with contextlib.nullcontext() if initialise else skipped_init():
+        return _build_model(cfg)
+
+
+def _build_model(cfg: Config) -> FasterRCNN:
     m, p = cfg.model, cfg.predict
     backbone = build_backbone(
         name=m.backbone,
@@ -237,7 +255,6 @@ def build_model(cfg: Config, *, initialise: bool = True) -> FasterRCNN:
         out_channels=m.fpn_channels,
         weights_path=m.backbone_weights,
         frozen_stages=m.frozen_stages,
-        initialise=initialise,
     )
     featmaps = [str(k) for k in range(len(m.returned_layers))]
     roi_pool = MultiScaleRoIAlign(featmaps, m.roi_output_size, sampling_ratio=m.roi_sampling_ratio)

@@ -126,16 +126,14 @@ class BatchReader:
 
 
 def run_record(cfg: Any, checkpoint: str | Path | None, entries: list[tuple[int, Path]]) -> dict:
-    """What a run reads (config, weights file, file list): a resumed run must match it exactly, else its
+    """What a run reads (config, weights files, file list): a resumed run must match it exactly, else its
     parts would mix two answers. `entries` with absolute paths."""
-    weights = [Path(checkpoint)] if checkpoint is not None else [bundled_reader_path()]
-    if checkpoint is None and cfg.predict.close_frac is not None:  # the bundled pair (reading.routing)
-        weights.append(bundled_reader_path(BUNDLED_CLOSE_READER))
+    weights = [Path(checkpoint)] if checkpoint is not None else [bundled_reader_path()] + (
+        [bundled_reader_path(BUNDLED_CLOSE_READER)] if cfg.predict.close_frac is not None else [])  # the pair
     listing = hashlib.sha256("".join(f"{i}\t{p}\n" for i, p in entries).encode()).hexdigest()
-    model = [{"weights": str(w.absolute()), "bytes": w.stat().st_size, "mtime_ns": w.stat().st_mtime_ns}
-             for w in weights]
-    return {"config": dataclasses.asdict(cfg), "files": len(entries), "listing_sha256": listing,
-            "model": model[0] if len(model) == 1 else model}
+    model = [{"weights": str(w.absolute()), "bytes": w.stat().st_size, "mtime_ns": w.stat().st_mtime_ns} for w in
+             weights]
+    return {"config": dataclasses.asdict(cfg), "files": len(entries), "listing_sha256": listing, "model": model}
 
 
 def _start_ray(ray: Any, address: str | None, cpus: int) -> bool:

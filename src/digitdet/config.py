@@ -121,9 +121,8 @@ class PredictConfig:
     # regions in one pass and reads each at the model's scale (reading/cascade.py); "pyramid" runs the model
     # over scales and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops).
     scan: str = "cascade"
-    # The bundled reader's close-up reader reads a photo whose best number is at least this fraction of its
-    # height (reading/routing.py); null: the whole-photo reader alone. A checkpoint given reads alone.
-    close_frac: float | None = 0.35
+    # The bundled reader's close-up reader reads a photo whose number is >= this fraction of its height
+    close_frac: float | None = 0.35  # (reading/routing.py); null: the first reader alone (as a checkpoint)
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the

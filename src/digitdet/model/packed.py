@@ -28,6 +28,13 @@ def bundled_reader_path(name: str = BUNDLED_READER) -> Path:
     return path
 
 
+def bundled_reader_paths(close_frac: float | None) -> list[Path]:
+    """The files the bundled reader reads with: the whole-photo reader, then its close-up reader unless
+    predict.close_frac is null (reading/routing.py)."""
+    names = [BUNDLED_READER] + ([BUNDLED_CLOSE_READER] if close_frac is not None else [])
+    return [bundled_reader_path(name) for name in names]
+
+
 def load_packed(path: Path) -> dict:
     """A packed reader ({'config', 'model' (float16 state dict), 'read_thresh', 'meta'}), loaded safely."""
     try:

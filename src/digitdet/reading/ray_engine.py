@@ -37,7 +37,7 @@ from digitdet import io
 from digitdet.data.folder import ImageFolder, ImageRecord
 from digitdet.data.loaders import size_grouped_batches
 from digitdet.errors import DigitdetError
-from digitdet.model.packed import BUNDLED_CLOSE_READER, bundled_reader_path
+from digitdet.model.packed import bundled_reader_paths
 from digitdet.reading import numbers, predict
 from digitdet.reading.reader import load_model
 
@@ -128,8 +128,7 @@ class BatchReader:
 def run_record(cfg: Any, checkpoint: str | Path | None, entries: list[tuple[int, Path]]) -> dict:
     """What a run reads (config, weights files, file list): a resumed run must match it exactly, else its
     parts would mix two answers. `entries` with absolute paths."""
-    weights = [Path(checkpoint)] if checkpoint is not None else [bundled_reader_path()] + (
-        [bundled_reader_path(BUNDLED_CLOSE_READER)] if cfg.predict.close_frac is not None else [])  # the pair
+    weights = [Path(checkpoint)] if checkpoint is not None else bundled_reader_paths(cfg.predict.close_frac)
     listing = hashlib.sha256("".join(f"{i}\t{p}\n" for i, p in entries).encode()).hexdigest()
     model = [{"weights": str(w.absolute()), "bytes": w.stat().st_size, "mtime_ns": w.stat().st_mtime_ns} for w in
              weights]

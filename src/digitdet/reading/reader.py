@@ -21,7 +21,7 @@ from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
 from digitdet.model.inference import fold_batchnorm
-from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER, bundled_reader_path, load_packed
+from digitdet.model.packed import bundled_reader_path, bundled_reader_paths, load_packed
 from digitdet.reading.grouping import Candidate
 from digitdet.reading.routing import ReaderPair
 from digitdet.reading.scan import for_inference
@@ -55,15 +55,18 @@ def load_model(checkpoint: str | Path | None = None, overrides=(), device: str |
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
         fold_batchnorm(model)
         return cfg, model
-    path = bundled_reader_path()
-    cfg, model = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
-    fold_batchnorm(model)
-    if cfg.predict.close_frac is None:
+
+    def packed(path: Path):
+        cfg, model = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
+        fold_batchnorm(model)
         return cfg, model
-    path = bundled_reader_path(BUNDLED_CLOSE_READER)
-    close_cfg, close = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
-    fold_batchnorm(close)
-    return cfg, ReaderPair(model, close, close_cfg)
+
+    cfg, model = packed(bundled_reader_path())
+    close = bundled_reader_paths(cfg.predict.close_frac)[1:]  # the overrides may set close_frac=null
+    if not close:
+        return cfg, model
+    close_cfg, close_model = packed(close[0])
+    return cfg, ReaderPair(model, close_model, close_cfg)
 
 
 class Reader:
@@ -75,8 +78,8 @@ class Reader:
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, model = load_model(checkpoint, overrides, self.device)
-        self.source = (str(checkpoint) if checkpoint is not None else f"bundled:{BUNDLED_READER}"
-                       + (f"+{BUNDLED_CLOSE_READER}" if isinstance(model, ReaderPair) else ""))
+        self.source = (str(checkpoint) if checkpoint is not None else
+                       "bundled:" + "+".join(p.stem for p in bundled_reader_paths(self.cfg.predict.close_frac)))
         if scan is not None:  # predict.scan: "cascade", "pyramid" or "single" (default: the config's)
             self.cfg = load_config(base=self.cfg.to_dict(), overrides=[f"predict.scan={scan}"])
         self.detector = for_inference(model, self.cfg)

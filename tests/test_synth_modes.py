@@ -17,7 +17,7 @@ from PIL import Image
 from digitdet.data.synth import MODES, PREVIEW_CELL, sample_rng
 from digitdet.data.synth import plaque as synth_plaque
 from digitdet.data.synth.generate import _draw_sample
-from digitdet.data.synth.lens import VISIBLE_AFTER, lens
+from digitdet.data.synth.lens import VISIBLE_AFTER, lens, stroke_width
 from digitdet.data.synth.modes import render_mixed, render_mode
 from digitdet.data.synth.plaque import number_glyphs, number_style, plaque_font, sample_look
 from digitdet.data.synth.relief import FINISHES, MAX_TILT, relief_number, steep_angles
@@ -196,6 +196,28 @@ def test_lens_keeps_the_faintest_digit_visible():
         y = out @ np.array([0.299, 0.587, 0.114], np.float32)
         low.append(float(y[36:60, 36:60].mean() - np.r_[y[:16].ravel(), y[-16:].ravel()].mean()))
     assert min(low) >= VISIBLE_AFTER * 0.8 and min(low) < 0.11  # some faults did take contrast away
+
+
+def test_lens_blur_never_takes_a_thin_stroke_away():
+    """Defocus and smear are bounded by the stroke width (lens.DEFOCUS_MAX_STROKE, SMEAR_MAX_STROKE): a
+    3-px dark stroke on a 100-px digit keeps a fifth of its contrast through every fault; bounded by the
+    digit height alone (stroke unknown) some draws all but erased it (a cut-mode "1011" nobody could read)."""
+    a = np.full((120, 120, 3), 230, np.uint8)
+    a[10:110, 58:61] = 20
+    ink = np.zeros((120, 120), bool)
+    ink[10:110, 58:61] = True
+    assert stroke_width([ink]) == pytest.approx(3.0, abs=0.1)
+    im = Image.fromarray(a)
+
+    def weakest(stroke):
+        low = []
+        for seed in range(60):
+            y = np.asarray(lens(np.random.default_rng(seed), im, 100.0, 0.8, 1.0, stroke), np.float32).mean(2)
+            low.append((np.r_[y[30:90, 40:50].ravel(), y[30:90, 70:80].ravel()].mean() - y[30:90, 58:61].mean()) / 255)
+        return min(low)
+
+    assert weakest(stroke_width([ink])) >= 0.18
+    assert weakest(None) < 0.08
 
 
 def test_preview_draws_small_print_lookalikes_that_shrink_below_a_pixel():

@@ -17,6 +17,31 @@ from PIL import Image, ImageFilter
 
 GLARE_MAX = 0.6  # most of a glare's blend toward white, at its centre
 VISIBLE_AFTER = 0.08  # least mean luminance change a digit keeps after low contrast and glare
+# Blur is bounded by the digits' stroke width too, not their height alone: a thin font blurred by 7 % of
+# its height lost its strokes (cut-mode test images nobody could read, with their digits still boxed).
+# Either cap keeps about 2/3 of a stroke's contrast through the blur (a bar of width w: erf(1 / sqrt 2)
+# under a Gaussian of sigma w / 2; w / L under a smear of length L = 1.5 w).
+DEFOCUS_MAX_STROKE = 0.5
+SMEAR_MAX_STROKE = 1.5
+
+
+def stroke_width(masks: list[np.ndarray]) -> float | None:
+    """The digits' median stroke width in px, from their ink masks: 2 x area / boundary pixels (a stroke
+    of width w and length L has area w L and 2 L boundary pixels). None without ink."""
+    widths = []
+    for m in masks:
+        m = np.asarray(m, bool)
+        if not m.any():
+            continue
+        inner = m.copy()
+        inner[1:, :] &= m[:-1, :]
+        inner[:-1, :] &= m[1:, :]
+        inner[:, 1:] &= m[:, :-1]
+        inner[:, :-1] &= m[:, 1:]
+        inner[[0, -1], :] = False
+        inner[:, [0, -1]] = False
+        widths.append(2.0 * m.sum() / max(1, int((m & ~inner).sum())))
+    return float(np.median(widths)) if widths else None
 
 
 def motion_blur(a: np.ndarray, length: float, angle: float) -> np.ndarray:
@@ -51,10 +76,13 @@ def glare(rng: np.random.Generator, a: np.ndarray, strength: float) -> np.ndarra
 
 
 def lens(rng: np.random.Generator, im: Image.Image, digit_h: float, visibility: float,
-         p: float = 1.0) -> Image.Image:
+         p: float = 1.0, stroke: float | None = None) -> Image.Image:
     """The image through a poor camera: each fault with its own chance (scaled by `p`); `digit_h` the
-    digits' height in px (blur lengths follow it), `visibility` compose.finish's measure of the faintest
+    digits' height in px (blur lengths follow it, up to DEFOCUS_MAX_STROKE / SMEAR_MAX_STROKE of
+    `stroke`, their stroke width in px, when given), `visibility` compose.finish's measure of the faintest
     digit (low contrast and glare keep at least VISIBLE_AFTER of it)."""
+    defocus_cap = DEFOCUS_MAX_STROKE * stroke if stroke else float("inf")
+    smear_cap = SMEAR_MAX_STROKE * stroke if stroke else float("inf")
     a = np.asarray(im, np.float32) / 255.0
     need = VISIBLE_AFTER / max(visibility, 1e-3)  # the least share of its contrast the faintest digit keeps
     if rng.random() < 0.35 * p:  # low contrast: haze, a flat overcast light, a dirty plate
@@ -68,9 +96,9 @@ def lens(rng: np.random.Generator, im: Image.Image, digit_h: float, visibility: 
     u = rng.random()
     if u < 0.3 * p:  # defocus
         im = Image.fromarray((a * 255 + 0.5).astype(np.uint8)).filter(
-            ImageFilter.GaussianBlur(digit_h * rng.uniform(0.02, 0.07)))
+            ImageFilter.GaussianBlur(min(digit_h * rng.uniform(0.02, 0.07), defocus_cap)))
     elif u < 0.5 * p:  # camera shake
-        a = motion_blur(a, digit_h * rng.uniform(0.05, 0.16), rng.uniform(0, np.pi))
+        a = motion_blur(a, min(digit_h * rng.uniform(0.05, 0.16), smear_cap), rng.uniform(0, np.pi))
         im = Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8))
     else:
         im = Image.fromarray((a * 255 + 0.5).astype(np.uint8))

@@ -34,7 +34,7 @@ from digitdet.data.synth.compose import (
     plane_h,
     warped_boxes,
 )
-from digitdet.data.synth.lens import lens
+from digitdet.data.synth.lens import lens, stroke_width
 from digitdet.data.synth.plaque import (
     METALS,
     Look,
@@ -149,12 +149,13 @@ def _number(rng: np.random.Generator, R: float, look: Look, styled_p: float) -> 
 
 
 def through_lens(rng: np.random.Generator, s: Sample | None, p: float) -> Sample | None:
-    """The finished sample through lens (digit height: the median box height); None when its faintest
-    digit is already faint (a camera fault on top would leave a box on a digit nobody could read)."""
+    """The finished sample through lens (digit height: the median box height, blur bounded by the stroke
+    width of their masks); None when its faintest digit is already faint (a camera fault on top would
+    leave a box on a digit nobody could read)."""
     if s is None or s.visibility < MIN_VISIBILITY:
         return None
     h = float(np.median([b[3] - b[1] for b in s.boxes]))
-    return replace(s, image=lens(rng, s.image, h, s.visibility, p))
+    return replace(s, image=lens(rng, s.image, h, s.visibility, p, stroke_width(s.masks)))
 
 
 # ---------------------------------------------------------------- relief

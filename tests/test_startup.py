@@ -4,6 +4,8 @@ and torchvision still gets torch's own functions (digitdet/__init__.py, data/tra
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import sys
 from PIL import Image
@@ -33,3 +35,42 @@ def test_the_stand_in_is_not_used_when_the_compiler_is_already_imported():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "torch._dynamo.utils"
+
+
+LEAVE = r"""
+import atexit, os, sys, threading, time
+class Witness:
+    def __del__(self):
+        os.write(1, b"torn down\n")  # sys.stdout may be gone this late
+witness = Witness()  # a global of __main__: finalised only when the interpreter is torn down
+atexit.register(print, "atexit ran")  # not flushed by the handler: run() must flush it
+if sys.argv[1] == "thread":
+    threading.Thread(target=time.sleep, args=(3,)).start()  # a non-daemon thread still running
+sys.argv = ["digitdet", "check", "/nonexistent/data"]
+from digitdet.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("case", ["alone", "thread"])
+def test_the_command_line_leaves_quickly_but_keeps_its_exit_code_atexit_and_output(case):
+    out = subprocess.run([sys.executable, "-c", LEAVE, case], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]  # main()'s code for a DigitdetError
+    assert "atexit ran" in out.stdout
+    assert out.stderr.strip() == "digitdet: error: /nonexistent/data: data folder not found"
+    # Alone, the interpreter is not torn down (os._exit); with another thread running, the ordinary exit
+    # waits for it and tears down.
+    assert ("torn down" in out.stdout) == (case == "thread")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "white.png"
+    Image.new("RGB", (120, 90), "white").save(photo)
+    proc = subprocess.Popen([sys.executable, "-m", "digitdet.cli", "-q", "read", str(photo), str(photo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # `digitdet read ... | head -0`
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -100,7 +100,8 @@ def test_two_gloo_processes_train_like_torchrun(data, tmp_path):
     import sys
 
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    # --standalone: a rendezvous on a free port (a fixed one collides with another run of the tests)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "digitdet.cli", "-q", "train", "--config", str(CPU), "--data", str(data), "--out", str(out),
            *TINY, "train.epochs=1", "train.threads=1"]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -113,9 +113,9 @@ def test_boxes_overlapping_more_than_half_their_height_are_no_column():
 
 
 def test_a_lower_smaller_digit_beside_a_taller_one_is_a_line_not_a_column():
-    # The "1" starts at the "2"'s centre (as a column's next digit would) but sits beside it, 0.67 of the
+    # The "1" starts at the "2"'s centre (as a column's next digit would) but sits beside it, 0.63 of the
     # mean height away sideways: on one line, read left to right.
-    one, two = Digit((0, 10, 7, 23), 1, 0.9), Digit((9, 0, 20, 20), 2, 0.9)
+    one, two = Digit((0, 10, 7, 25), 1, 0.9), Digit((9, 0, 20, 20), 2, 0.9)
     got = group_digits([two, one])
     assert [(c.number, c.vertical) for c in got] == [("12", False)]
     # Ground truth reads by the same rule: a staircase going down-left is not a column.
@@ -136,3 +136,14 @@ def test_alike_heights_rank_a_number_above_one_of_mixed_heights():
     got = group_digits(mixed + alike)
     assert [c.number for c in got] == ["123", "567"]
     assert got[0].rank > got[1].rank
+
+
+def test_a_lowercase_letter_after_the_number_does_not_join_it_but_a_receding_digit_does():
+    # "3a": the detector takes the "a" (x-height, 0.65 of the digit's, on the same baseline) for an "8".
+    # Digits of one number differ less: a number seen at a slant shrinks by at most ~1.3x from digit to
+    # digit.
+    three, a = Digit((0, 0, 12, 20), 3, 0.95), Digit((14, 7, 24, 20), 8, 0.9)
+    got = group_digits([three, a])
+    assert [c.number for c in got] == ["3", "8"]
+    one, two = Digit((0, 0, 12, 20), 1, 0.95), Digit((14, 2, 24, 17.5), 2, 0.9)  # 20 px, then 15.5 px
+    assert [c.number for c in group_digits([one, two])] == ["12"]

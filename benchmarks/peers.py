@@ -151,6 +151,7 @@ def child(args) -> int:
     read_s = time.perf_counter() - t1
     rss_kb = max(own_peak_kb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     Path(args.out).write_text(json.dumps({"got": got, "load_s": load_s, "read_s": read_s, "rss_mb": rss_kb / 1024}))
+    return 0
 
 
 def own_peak_kb() -> int:
@@ -163,7 +164,6 @@ def own_peak_kb() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc: the best there is
-    return 0
 
 
 def available(name: str) -> str | None:

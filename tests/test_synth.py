@@ -22,6 +22,7 @@ from digitdet.data.synth import (
     write_preview,
 )
 from digitdet.data.synth.modes import pick_mode, render_mode
+from digitdet.data.synth.render import letter_suffixes
 from digitdet.errors import DataError
 
 COUNTS = {"train": 10, "valid": 4, "test": 3}
@@ -272,30 +273,16 @@ def test_scene_digits_are_small(mode_samples):
         assert all(0.08 <= (b[3] - b[1]) / H <= 0.36 for b in s.boxes)
 
 
-def _letters(monkeypatch, p_letter: float) -> None:
-    """Every number of the tight, plaque and scene modes gets a letter suffix ("12A") with chance p_letter."""
-    from digitdet.data.synth import modes as synth_modes
-    from digitdet.data.synth import plaque as synth_plaque
-    from digitdet.data.synth import render as synth_render
-
-    real = synth_render.number_chars
-
-    def number_chars(rng, digits=None, **_):  # still draws the same uniform for the letter
-        return real(rng, digits, p_letter=p_letter)
-
-    for module in (synth_modes, synth_plaque):  # tight; plaque and scene (synth_wall uses number_glyphs)
-        monkeypatch.setattr(module, "number_chars", number_chars)
-
-
 @pytest.mark.parametrize("mode", NEW_MODES)
-def test_a_letter_suffix_is_a_lookalike_in_every_mode(mode, monkeypatch):
-    """With a letter after every number, most renders list it as a lookalike: a whole glyph about as tall
-    as the digits, right of the number's first digit, not an edge sliver. Without letters these modes list
-    none (a digit is never a lookalike). Mutation: drop `looks.append(b)` in synth_compose.finish."""
-    _letters(monkeypatch, 1.0)
+def test_a_letter_suffix_is_a_lookalike_in_every_mode(mode):
+    """With a letter after every number (render.letter_suffixes, `digitdet synth --letters 1`), most renders
+    list it as a lookalike: a whole glyph about as tall as the digits, right of the number's first digit,
+    not an edge sliver. Without letters these modes list none (a digit is never a lookalike). Mutations:
+    drop `looks.append(b)` in synth_compose.finish; ignore the rate in render.number_chars."""
     whole = 0
     for i in range(1, 9):
-        s = render_mode(sample_rng(11, 0, i), mode)
+        with letter_suffixes(1.0):
+            s = render_mode(sample_rng(11, 0, i), mode)
         W, H = s.image.size
         assert len(s.lookalikes) <= 1  # the letter; never a digit
         for x0, y0, x1, y1 in s.lookalikes:
@@ -304,8 +291,22 @@ def test_a_letter_suffix_is_a_lookalike_in_every_mode(mode, monkeypatch):
             inside = x0 > 0 and y0 > 0 and x1 < W and y1 < H
             whole += inside and y1 - y0 >= 0.4 * digit_h and x0 > min(b[0] for b in s.boxes)
     assert whole >= 5, f"{mode}: {whole} of 8 renders list their letter as a whole-glyph lookalike"
-    _letters(monkeypatch, 0.0)
-    assert not any(render_mode(sample_rng(11, 0, i), mode).lookalikes for i in range(1, 5))
+    with letter_suffixes(0.0):
+        assert not any(render_mode(sample_rng(11, 0, i), mode).lookalikes for i in range(1, 5))
+
+
+def test_letters_option_is_recorded_and_a_bad_one_is_one_clear_error(tmp_path):
+    """generate_dataset(letters=1): every tight image lists its letter; the marker records the chance; out of
+    [0, 1] is a DataError before anything is written. Mutation: drop `letters` from the render tasks."""
+    out = tmp_path / "a"
+    generate_dataset(out, {"train": 12}, seed=5, workers=1, progress=False, modes={"tight": 1}, letters=1.0)
+    coco = json.loads((out / "train.json").read_text())
+    assert len({look["image_id"] for look in coco["lookalikes"]}) >= 9
+    assert json.loads((out / "digitdet-synth.json").read_text())["letters"] == 1.0
+    for bad in (1.5, -0.1, True, "0.3"):
+        with pytest.raises(DataError, match="letter suffix"):
+            generate_dataset(tmp_path / "b", {"train": 2}, seed=5, workers=1, progress=False, letters=bad)
+    assert not (tmp_path / "b").exists()
 
 
 def test_pick_mode_draws_only_when_several_modes_have_weight():

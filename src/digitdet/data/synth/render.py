@@ -25,6 +25,9 @@ may learn them as a class of their own (model.lookalike_class).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -42,6 +45,8 @@ LATER_P = np.r_[0.125, DIGIT_P[1:] * (1 - 0.125) / DIGIT_P[1:].sum()]
 MIN_VISIBLE = 0.5
 LOOKALIKE_MIN_VISIBLE = 0.15  # a cut glyph showing less than this is a sliver, not a lookalike
 MAX_SIDE = 320  # final images stay below this (SVHN heights ~25-250 px)
+# The chance of a letter suffix in every mode while letter_suffixes(p) is active (None: each mode's own).
+_LETTER_RATE: ContextVar[float | None] = ContextVar("letter_rate", default=None)
 
 
 @dataclass
@@ -237,13 +242,30 @@ def sample_number(rng: np.random.Generator) -> list[int]:
 def number_chars(rng: np.random.Generator, digits: list[int] | None = None,
                  p_letter: float = 0.04) -> tuple[list[str], list]:
     """(chars, labels) of a house number: `digits` (drawn by sample_number when None), and with chance
-    `p_letter` a letter suffix ("12A"; label None: a lookalike, never a digit box)."""
+    `p_letter` a letter suffix ("12A"; label None: a lookalike, never a digit box), or the chance that
+    letter_suffixes set."""
     digits = sample_number(rng) if digits is None else digits
     chars, labels = [str(d) for d in digits], list(digits)
-    if rng.random() < p_letter:
+    rate = _LETTER_RATE.get()
+    if rng.random() < (p_letter if rate is None else rate):
         chars.append(sty.LETTERS[int(rng.integers(len(sty.LETTERS)))])
         labels.append(None)
     return chars, labels
+
+
+@contextmanager
+def letter_suffixes(p: float | None) -> Iterator[None]:
+    """Within it, every mode gives its number a letter suffix ("58P") with chance `p` (None: each mode's own,
+    4 %, 6 % on plaques): more letters to learn from, the reader's hard negatives (issue 22: letters after
+    the number read as digits in relief and cut close-ups). The same draws as without it, so None changes
+    no byte of the output."""
+    if p is not None and not 0.0 <= p <= 1.0:
+        raise ValueError(f"the letter-suffix chance must be in [0, 1], got {p!r}")
+    token = _LETTER_RATE.set(p)
+    try:
+        yield
+    finally:
+        _LETTER_RATE.reset(token)
 
 
 def digit_height(rng: np.random.Generator) -> float:

@@ -1,8 +1,9 @@
 """Two readers, each where it is better: the whole-photo reader (the bundled v1, alone) reads the photo, and
-when its best number is at least a fraction t of the photo's height (a close-up), a second reader's answer
-replaces it. Prints number accuracy per set for each reader alone, for the routing at each t, for "either
+when its best number or its tallest detection is at least a fraction t of the photo's height (a close-up),
+a second reader's answer replaces it. Prints number accuracy per set for each reader alone, for the routing at each t, for "either
 was right" (the ceiling of any rule that picks between the two) and for the bundled reader as shipped
-(reading/routing.py, at predict.close_frac: it must equal the simulated routing at that t). Choose t on
+(reading/routing.py, at predict.close_frac: it must equal the simulated routing at that t; the whole reader
+runs twice on each photo for it, once to read and once for its raw detections). Choose t on
 --valid (a synthetic validation split), never on the real sets.
 
     python benchmarks/route_readers.py --close runs/reader/v2/reader-v2-resnet18-l3.pt \\
@@ -24,16 +25,20 @@ import peers  # noqa: E402  (the same photo sets, read the same way)
 
 
 def answers(items, whole, close, shipped) -> list[tuple[str, str, str, float, str]]:
-    """(truth, whole reader's number, close reader's number, whole reader's best number height / photo height,
+    """(truth, whole reader's number, close reader's number, what the routing compares with t: the taller of the
+    whole reader's best number and its tallest detection over the photo's height (routing.close_up_height),
     the shipped pair's number)."""
-    from PIL import Image
     from tqdm import tqdm
 
+    from digitdet.reading.routing import RouteSettings, close_up_height
+
+    p = whole.cfg.predict
+    settings = RouteSettings(whole_thresh=p.read_thresh, dedup_iou=p.dedup_iou)
     out = []
     for path, truth in tqdm(items, leave=False, unit="img"):
         a, b = whole.read_file(path), close.read_file(path)
-        height = Image.open(path).size[1]
-        frac = (a.candidates[0].box[3] - a.candidates[0].box[1]) / height if a.candidates else 0.0
+        image, _ = whole.load_image(path)  # as read_file loads it: the detections' pixels
+        frac = close_up_height(whole.detect(image), settings) / image.height
         out.append((truth, a.number, b.number, frac, shipped.read_file(path).number))
     return out
 

@@ -59,10 +59,15 @@ def test_a_small_number_stays_with_the_whole_photo_reader():
     assert det["boxes"].tolist() == [[100.0, 100.0, 130.0, 140.0]] and det["scores"].tolist() == [pytest.approx(0.99)]
 
 
-def test_nothing_read_stays_with_the_whole_photo_reader():
+def test_a_tall_digit_read_below_threshold_goes_to_the_close_up_reader_a_short_one_stays():
+    """The whole-photo reader reads nothing (0.9 < 0.98) in either photo: a tall unsure digit (80 px of 100)
+    makes the photo a close-up, a short one (30 px) does not. Mutation: route on the best number's height
+    alone in routing.close_up_height (the tall one stays whole)."""
     close = Fixed()
-    image = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 90))  # tall, but read below 0.98
-    assert RoutedDetector(whole_reader(0.9), close, S)([image])[0]["reader"] == "whole" and close.calls == 0
+    tall = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 90))
+    assert RoutedDetector(whole_reader(0.9), close, S)([tall])[0]["reader"] == "close" and close.calls == 1
+    short = test_pyramid.image_with_blob(100, 100, (10, 10, 40, 40))
+    assert RoutedDetector(whole_reader(0.9), close, S)([short])[0]["reader"] == "whole" and close.calls == 1
 
 
 @pytest.mark.parametrize("measured", [False, True])

@@ -120,21 +120,25 @@ class Reader:
         return Reading(name, best.number if best else None, best.confidence if best else 0.0, digits,
                        candidates, ms=(time.perf_counter() - t0) * 1000)
 
+    def load_image(self, path: str | Path):
+        """(PIL RGB image, the file's (width, height)) as read_file reads it: downscaled while loading when over
+        cfg.load_pixels(), upright by its EXIF orientation (a phone stores a portrait photo sideways: read it,
+        and give boxes, the way a viewer shows it). DataError when the file cannot be read."""
+        from digitdet.data.images import exif_orientation, image_size, read_image, upright
+
+        size = image_size(Path(path))
+        image = read_image(path, self.cfg.load_pixels())
+        return upright(image, size, exif_orientation(path))
+
     def read_file(self, path: str | Path) -> Reading:
         """Read one file; one that cannot be read gives a Reading with `error` (and number None). A photo
         over cfg.load_pixels() (predict.max_pixels after data.upsample) is downscaled while loading (memory),
         its boxes come back in its pixels, upright by its EXIF orientation."""
-        from digitdet.data.images import exif_orientation, image_size, read_image, upright
-
         t0 = time.perf_counter()
         try:
-            size = image_size(Path(path))
-            image = read_image(path, self.cfg.load_pixels())
+            image, size = self.load_image(path)
         except DataError as exc:
             return Reading(str(path), error=str(exc))
-        # A phone stores a portrait photo sideways with an EXIF orientation: read it (and give boxes) the
-        # way a viewer shows it.
-        image, size = upright(image, size, exif_orientation(path))
         reading = self.read_image(image, str(path), original_size=size)
         reading.ms = (time.perf_counter() - t0) * 1000
         return reading

@@ -1,10 +1,12 @@
 """The bundled reader is a pair of models, each reading where it reads better (weights/MODEL.md measures it).
 
-The whole-photo reader (reader v1) reads every photo first. When the best number it finds is at least
-`close_frac` of the photo's height, the photo is a close-up (a tight crop, a plaque, a relief or cut
-number) and the close-up reader (reader v2: more relief and cut digits, but it takes window frames and
-letters for digits in whole photos) reads it again; its detections are the answer, whatever it reads.
-`close_frac` (predict.close_frac) was chosen on a synthetic validation split
+The whole-photo reader (reader v1) reads every photo first. When the best number it finds, or the tallest
+digit it detects at any score (read or not), is at least `close_frac` of the photo's height, the photo is a
+close-up (a tight crop, a plaque, a relief or cut number) and the close-up reader (reader v2: more relief
+and cut digits, but it takes window frames and letters for digits in whole photos) reads it again; its
+detections are the answer, whatever it reads. The unread tall digit counts because v1 often reads nothing
+at all in a cut or steep close-up that v2 reads (synthetic validation, seed 11: cut 98 -> 105 of 120, no
+mode worse; docs/reading.md). `close_frac` (predict.close_frac) was chosen on a synthetic validation split
 (benchmarks/route_readers.py), never on the real photo sets.
 
 Each reader has its own tuned reading threshold (the packed file's read_thresh). Callers read every
@@ -81,9 +83,7 @@ class RoutedDetector(nn.Module):
     def _detect(self, image: torch.Tensor) -> dict:
         s = self.settings
         det = self.whole([image])[0]
-        best = read_candidates(det["boxes"], det["scores"], det["labels"], s.whole_thresh, s.dedup_iou,
-                               det.get("presence"))[:1]
-        if not best or best[0].box[3] - best[0].box[1] < s.close_frac * image.shape[-2]:
+        if close_up_height(det, s) < s.close_frac * image.shape[-2]:
             return {**det, "reader": "whole"}
         det = self.close([image])[0]
         presence = det.get("presence")
@@ -91,6 +91,16 @@ class RoutedDetector(nn.Module):
             presence = presence_scores(det["boxes"].float(), det["scores"].float(), det["labels"], s.dedup_iou)
         return {**det, "scores": to_whole_scale(det["scores"], s.close_thresh, s.whole_thresh),
                 "presence": to_whole_scale(presence, s.close_thresh, s.whole_thresh), "reader": "close"}
+
+
+def close_up_height(det: dict, s: RouteSettings) -> float:
+    """What the routing compares with close_frac times the image height: the height of the best number the
+    whole-photo reader reads in `det` (its detections), or of the tallest box it detects, whichever is more."""
+    boxes = det["boxes"]
+    tallest = float((boxes[:, 3] - boxes[:, 1]).max()) if len(boxes) else 0.0
+    best = read_candidates(boxes, det["scores"], det["labels"], s.whole_thresh, s.dedup_iou,
+                           det.get("presence"))[:1]
+    return max(tallest, best[0].box[3] - best[0].box[1]) if best else tallest
 
 
 def routed(pair: ReaderPair, cfg, for_inference) -> RoutedDetector:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     marker = Path(args.data) / "digitdet-synth.json"
     made = json.loads(marker.read_text()) if marker.is_file() else {}
-    meta = {"data": {k: made.get(k) for k in ("generator", "seed", "counts", "modes")},
+    meta = {"data": {k: made.get(k) for k in ("generator", "seed", "counts", "modes", "letters")},
             "packed": datetime.date.today().isoformat(), "torch": str(torch.__version__),
             "command": args.command}
     packed = pack_reader(args.checkpoint, args.out, meta)

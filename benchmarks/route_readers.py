@@ -1,10 +1,10 @@
 """Two readers, each where it is better: the whole-photo reader (the bundled v1, alone) reads the photo, and
 when its best number or its tallest detection is at least a fraction t of the photo's height (a close-up),
-a second reader's answer replaces it. Prints number accuracy per set for each reader alone, for the routing at each t, for "either
-was right" (the ceiling of any rule that picks between the two) and for the bundled reader as shipped
-(reading/routing.py, at predict.close_frac: it must equal the simulated routing at that t; the whole reader
-runs twice on each photo for it, once to read and once for its raw detections). Choose t on
---valid (a synthetic validation split), never on the real sets.
+a second reader's answer replaces it. Prints number accuracy per set for each reader alone, for the routing
+at each t, for "either was right" (the ceiling of any rule that picks between the two) and for the bundled
+reader as shipped (reading/routing.py, at predict.close_frac: it must equal the simulated routing at that t;
+the whole reader runs twice on each photo for it, once to read and once for its raw detections). Choose t
+on --valid (a synthetic validation split), never on the real sets.
 
     python benchmarks/route_readers.py --close runs/reader/v2/reader-v2-resnet18-l3.pt \\
         --valid data/reader-v2 [--whole RUN/best.pt] [--n 100] [--fracs 0.3,0.35,0.4]

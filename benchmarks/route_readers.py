@@ -36,8 +36,8 @@ def answers(items, whole, close, shipped) -> list[tuple[str, str, str, float, st
     settings = RouteSettings(whole_thresh=p.read_thresh, dedup_iou=p.dedup_iou)
     out = []
     for path, truth in tqdm(items, leave=False, unit="img"):
-        a, b = whole.read_file(path), close.read_file(path)
-        image, _ = whole.load_image(path)  # as read_file loads it: the detections' pixels
+        image, size = whole.load_image(path)  # as read_file loads it, once: the detections' pixels
+        a, b = whole.read_image(image, path, original_size=size), close.read_file(path)
         frac = close_up_height(whole.detect(image), settings) / image.height
         out.append((truth, a.number, b.number, frac, shipped.read_file(path).number))
     return out

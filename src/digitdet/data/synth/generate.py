@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from digitdet.data.synth import style as synth_style
 from digitdet.data.synth.modes import MODES, check_modes, parse_modes, render_mixed
-from digitdet.data.synth.render import Sample, letter_suffixes
+from digitdet.data.synth.render import Sample, check_letters, letter_suffixes
 from digitdet.data.synth.scene import render_sample
 from digitdet.errors import DataError
 from digitdet.io import atomic_dir, atomic_path, write_json
@@ -139,15 +139,6 @@ def _coco(rows: list[tuple[int, int, list, list, list]]) -> dict:
         looks += [{"image_id": i, "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
                   for x0, y0, x1, y1 in lookalikes]
     return {"images": images, "annotations": anns, "categories": CATEGORIES, "lookalikes": looks}
-
-
-def check_letters(letters: float | None) -> float | None:
-    """The chance of a letter suffix (None: each mode's own), or DataError."""
-    if letters is None:
-        return None
-    if isinstance(letters, bool) or not isinstance(letters, (int, float)) or not 0.0 <= letters <= 1.0:
-        raise DataError(f"letters (the chance of a letter suffix such as '12A') must be in [0, 1], got {letters!r}")
-    return float(letters)
 
 
 def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: int | None = None,

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from digitdet.data.synth import style as sty
+from digitdet.errors import DataError
 
 COUNT_P = np.array([0.19, 0.638, 0.159, 0.011, 0.002])
 DIGIT_P = np.array([6.7, 19.6, 15.9, 11.1, 9.7, 9.2, 7.6, 7.8, 6.4, 6.1])
@@ -253,15 +254,22 @@ def number_chars(rng: np.random.Generator, digits: list[int] | None = None,
     return chars, labels
 
 
+def check_letters(letters: float | None) -> float | None:
+    """The chance of a letter suffix (None: each mode's own) as a float, or DataError."""
+    if letters is None:
+        return None
+    if isinstance(letters, bool) or not isinstance(letters, (int, float)) or not 0.0 <= letters <= 1.0:
+        raise DataError(f"letters (the chance of a letter suffix such as '12A') must be in [0, 1], got {letters!r}")
+    return float(letters)
+
+
 @contextmanager
 def letter_suffixes(p: float | None) -> Iterator[None]:
     """Within it, every mode gives its number a letter suffix ("58P") with chance `p` (None: each mode's own,
     4 %, 6 % on plaques): more letters to learn from, the reader's hard negatives (issue 22: letters after
     the number read as digits in relief and cut close-ups). The same draws as without it, so None changes
     no byte of the output."""
-    if p is not None and not 0.0 <= p <= 1.0:
-        raise ValueError(f"the letter-suffix chance must be in [0, 1], got {p!r}")
-    token = _LETTER_RATE.set(p)
+    token = _LETTER_RATE.set(check_letters(p))
     try:
         yield
     finally:

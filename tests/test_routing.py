@@ -59,15 +59,23 @@ def test_a_small_number_stays_with_the_whole_photo_reader():
     assert det["boxes"].tolist() == [[100.0, 100.0, 130.0, 140.0]] and det["scores"].tolist() == [pytest.approx(0.99)]
 
 
-def test_a_tall_digit_read_below_threshold_goes_to_the_close_up_reader_a_short_one_stays():
+def test_a_tall_digit_read_below_threshold_goes_to_the_close_up_reader_a_short_or_faint_one_stays():
     """The whole-photo reader reads nothing (0.9 < 0.98) in either photo: a tall unsure digit (80 px of 100)
-    makes the photo a close-up, a short one (30 px) does not. Mutation: route on the best number's height
-    alone in routing.close_up_height (the tall one stays whole)."""
+    makes the photo a close-up, a short one (30 px) does not, nor a tall one at a score under tall_score
+    (0.2 < 0.3: a window frame or brick edge) beside a short sure one. Mutations: route on the best number's
+    height alone in routing.close_up_height (the tall one stays whole); drop the score floor (the faint one
+    goes to the close-up reader)."""
     close = Fixed()
     tall = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 90))
     assert RoutedDetector(whole_reader(0.9), close, S)([tall])[0]["reader"] == "close" and close.calls == 1
     short = test_pyramid.image_with_blob(100, 100, (10, 10, 40, 40))
     assert RoutedDetector(whole_reader(0.9), close, S)([short])[0]["reader"] == "whole" and close.calls == 1
+    assert S.tall_score == 0.3
+    faint = tall.clone()
+    faint[:, 10:30, 70:90] = 1.0  # beside it a short sure digit (20 px, 0.99: read, but not a close-up)
+    whole = test_pyramid.BlobDetector(lambda h, w: 0.2 if h > 50 else 0.99)
+    det = RoutedDetector(whole, close, S)([faint])[0]
+    assert det["reader"] == "whole" and close.calls == 1 and len(det["boxes"]) == 2
 
 
 @pytest.mark.parametrize("measured", [False, True])

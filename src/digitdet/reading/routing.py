@@ -1,10 +1,10 @@
 """The bundled reader is a pair of models, each reading where it reads better (weights/MODEL.md measures it).
 
 The whole-photo reader (reader v1) reads every photo first. When the best number it finds, or the tallest
-digit it detects at any score (read or not), is at least `close_frac` of the photo's height, the photo is a
-close-up (a tight crop, a plaque, a relief or cut number) and the close-up reader (reader v2: more relief
-and cut digits, but it takes window frames and letters for digits in whole photos) reads it again; its
-detections are the answer, whatever it reads. The unread tall digit counts because v1 often reads nothing
+digit it detects (read or not, at a score of at least 0.3), is at least `close_frac` of the photo's height,
+the photo is a close-up (a tight crop, a plaque, a relief or cut number) and the close-up reader (reader v2:
+more relief and cut digits, but it takes window frames and letters for digits in whole photos) reads it
+again; its detections are the answer, whatever it reads. The unread tall digit counts because v1 often reads nothing
 at all in a cut or steep close-up that v2 reads (synthetic validation, seed 11: cut 98 -> 105 of 120, no
 mode worse; docs/reading.md). `close_frac` (predict.close_frac) was chosen on a synthetic validation split
 (benchmarks/route_readers.py), never on the real photo sets.
@@ -34,6 +34,10 @@ class RouteSettings:
     whole_thresh: float = 0.98  # the whole-photo reader's predict.read_thresh (what callers read at)
     close_thresh: float = 0.85  # the close-up reader's own tuned threshold
     dedup_iou: float = 0.3  # predict.dedup_iou
+    # The tallest detection counts only from this score up: at any score, number-free texture crops (brick,
+    # wood, window frames) re-read 12 of 78 times where v1 read nothing, at 0.3 twice, for one cut photo in
+    # 120 on synthetic validation (benchmarks/number_free.py, route_readers.py; never the real sets).
+    tall_score: float = 0.3
 
 
 class ReaderPair(nn.Module):
@@ -95,9 +99,11 @@ class RoutedDetector(nn.Module):
 
 def close_up_height(det: dict, s: RouteSettings) -> float:
     """What the routing compares with close_frac times the image height: the height of the best number the
-    whole-photo reader reads in `det` (its detections), or of the tallest box it detects, whichever is more."""
+    whole-photo reader reads in `det` (its detections), or of the tallest box it detects at a score of at least
+    tall_score, whichever is more."""
     boxes = det["boxes"]
-    tallest = float((boxes[:, 3] - boxes[:, 1]).max()) if len(boxes) else 0.0
+    sure = boxes[det["scores"] >= s.tall_score]
+    tallest = float((sure[:, 3] - sure[:, 1]).max()) if len(sure) else 0.0
     best = read_candidates(boxes, det["scores"], det["labels"], s.whole_thresh, s.dedup_iou,
                            det.get("presence"))[:1]
     return max(tallest, best[0].box[3] - best[0].box[1]) if best else tallest

@@ -264,6 +264,36 @@ def test_lookalike_class_trains_twelve_classes_and_folds_into_background_at_infe
     assert len(out["labels"]) and int(out["labels"].max()) <= 10 and int(out["labels"].min()) >= 1
 
 
+def test_an_eleven_class_reader_starts_a_lookalike_model_reading_almost_as_it_did():
+    """model.build.with_lookalike_rows: an 11-class model's weights load into a lookalike-class model (as
+    train.init_weights does), every other weight unchanged, and its folded digit probabilities start within
+    2 % of the source model's. Mutations: a zero lookalike row (background's mass doubles: 0.5x at first);
+    no bias offset; return the state as it is (the load fails)."""
+    torch.manual_seed(0)
+    small = ["model.backbone=resnet18", "model.fpn_channels=32", "model.representation_size=32",
+             "model.min_size=[64]", "model.max_size=128"]
+    source = build_model(load_config([], small)).eval()
+    target = build_model(load_config([], [*small, "model.lookalike_class=true"])).eval()
+    from digitdet.model.build import with_lookalike_rows
+
+    state = with_lookalike_rows(source.state_dict(), target)
+    target.load_state_dict(state)
+    plain = source.state_dict()
+    assert with_lookalike_rows(plain, source) is plain  # no lookalike class: as it is
+    for k, v in source.state_dict().items():
+        if "box_predictor" not in k:
+            assert torch.equal(target.state_dict()[k], v), k
+    with torch.no_grad():
+        source.roi_heads.box_predictor.cls_score.bias[0] = -2.0  # digits likely: the fold shows
+        state = with_lookalike_rows(source.state_dict(), target)
+        target.load_state_dict(state)
+        x = torch.randn(64, 32)
+        before = torch.softmax(source.roi_heads.box_predictor(x)[0], 1)[:, 1:]
+        after = torch.softmax(target.roi_heads.box_predictor(x)[0], 1)[:, 1:]
+    assert after.shape == before.shape and bool((after <= before).all())
+    assert float((after / before).min()) > 0.98
+
+
 def test_frozen_stages_keep_the_loaded_trunk_and_its_statistics(tmp_path):
     import torchvision
     from torchvision.ops import FrozenBatchNorm2d

@@ -224,6 +224,29 @@ class LookalikePredictor(FastRCNNPredictor):
         return torch.cat([background, scores[:, 1:LOOKALIKE_LABEL]], dim=1), deltas[:, : 4 * NUM_CLASSES]
 
 
+LOOKALIKE_START_BIAS = -4.0  # the new class starts this far under background: e**-4 folds in ~2 % of its mass
+
+
+def with_lookalike_rows(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a model without the lookalike class, fitted to `model` when it has one (train.init_weights
+    from an 11-class reader): the lookalike row of the class scores starts as a copy of background's with
+    its bias LOOKALIKE_START_BIAS lower (the folded probabilities start within 2 % of the source model's,
+    and it learns from there), its box deltas as background's (never used). Other states are returned as
+    they are."""
+    head = "roi_heads.box_predictor."
+    w = state.get(head + "cls_score.weight")
+    if not isinstance(model.roi_heads.box_predictor, LookalikePredictor) or w is None or len(w) != NUM_CLASSES:
+        return state
+    out = dict(state)
+    out[head + "cls_score.weight"] = torch.cat([w, w[:1]])
+    bias = state[head + "cls_score.bias"]
+    out[head + "cls_score.bias"] = torch.cat([bias, bias[:1] + LOOKALIKE_START_BIAS])
+    for k in ("weight", "bias"):
+        d = state[head + "bbox_pred." + k]
+        out[head + "bbox_pred." + k] = torch.cat([d, d[:4]])
+    return out
+
+
 def fix_roi_scales(roi_pool: MultiScaleRoIAlign, returned_layers) -> None:
     """Set the RoI pooler's feature-map scales from the trunk's strides (layer k: 1 / 2**(k+1)) once.
 

@@ -21,7 +21,7 @@ from digitdet import io
 from digitdet.config import Config
 from digitdet.data.loaders import make_dataset, train_loader
 from digitdet.errors import ConfigError, DigitdetError, first_line
-from digitdet.model.build import build_model
+from digitdet.model.build import build_model, with_lookalike_rows
 from digitdet.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from digitdet.model.packed import load_model_weights
 from digitdet.reading import numbers
@@ -131,7 +131,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
         raise DigitdetError(f"{out / 'last.pt'}: nothing to resume")
     elif t.init_weights:
         try:
-            model.load_state_dict(load_model_weights(t.init_weights))
+            model.load_state_dict(with_lookalike_rows(load_model_weights(t.init_weights), model))
         except RuntimeError as exc:
             raise ConfigError(f"train.init_weights={t.init_weights}: its weights do not fit this model's "
                               f"config ({first_line(exc)})") from None

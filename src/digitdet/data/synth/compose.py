@@ -98,6 +98,23 @@ def ink_in_image(g: Glyph, H: np.ndarray, size: tuple[int, int]) -> tuple[Image.
     return Image.fromarray(full, "L"), (float(full.sum(dtype=np.float64)) / total if total > 0 else 0.0)
 
 
+def plane_box_in_image(box, H: np.ndarray, size: tuple[int, int], final: tuple[int, int],
+                       min_inside: float = 0.5, min_px: float = 6.0) -> list[float] | None:
+    """The box around plane rectangle `box` after H (into a render of `size`) and the resize to `final`,
+    clipped to the image; None when less than `min_inside` of its area is inside or a side is under min_px."""
+    x0, y0, x1, y1 = box
+    corners = H @ np.array([[x0, x1, x1, x0], [y0, y0, y1, y1], [1.0, 1.0, 1.0, 1.0]])
+    xs, ys = corners[0] / corners[2], corners[1] / corners[2]
+    sx, sy = final[0] / size[0], final[1] / size[1]
+    b = np.array([xs.min() * sx, ys.min() * sy, xs.max() * sx, ys.max() * sy])
+    c = np.clip(b, 0, [final[0], final[1], final[0], final[1]])
+    area = (b[2] - b[0]) * (b[3] - b[1])
+    inside = max(0.0, c[2] - c[0]) * max(0.0, c[3] - c[1])
+    if area <= 0 or inside < min_inside * area or min(c[2] - c[0], c[3] - c[1]) < min_px:
+        return None
+    return [float(v) for v in c]
+
+
 def warped_boxes(glyphs: list[Glyph], H: np.ndarray) -> np.ndarray:
     """(n, 4) tight boxes [x0, y0, x1, y1] of each glyph's ink (alpha >= 0.5) after H, unclipped."""
     out = []
@@ -188,12 +205,15 @@ def _panels(rng: np.random.Generator, h: int, w: int, color, unit: float) -> np.
 
 def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0: np.ndarray,
            origin: tuple[int, int], H: np.ndarray, size: tuple[int, int], back: np.ndarray, final: tuple[int, int],
-           R: float, h_final: float, strict: bool, cut_lookalikes: bool = False) -> Sample | None:
+           R: float, h_final: float, strict: bool, cut_lookalikes: bool = False,
+           plane_lookalikes: list = ()) -> Sample | None:
     """Lay `number` over the plane canvas (P0, A0 with top-left at plane `origin`), warp it by H into a
     crop of render `size` over `back` ((h, w, 3) float), light, grade, resize to `final` (W, H), box the
     digits and degrade. None when the draw is refused: a digit 30-70 % inside, no digit boxed, or (if
     strict) a digit barely visible. `cut_lookalikes`: a digit cut by the border (15-50 % of its ink inside,
-    no box) is listed among the lookalikes, as the crop mode lists cut neighbours."""
+    no box) is listed among the lookalikes, as the crop mode lists cut neighbours. `plane_lookalikes`: plane
+    boxes (x0, y0, x1, y1) of things that look like digits (windows: wall._window) listed among the
+    lookalikes as they appear in the image (plane_box_in_image)."""
     Wc, Hc = size
     digits = [g for g in number if g.label is not None]
     inks = [ink_in_image(g, H, size) for g in digits]
@@ -249,6 +269,7 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
             b = final_box(m, (Wf, Hf), Wf < Wc) if frac >= LOOKALIKE_MIN_VISIBLE else None
             if b is not None:
                 looks.append(b)
+    looks += [b for b in (plane_box_in_image(p, H, size, (Wf, Hf)) for p in plane_lookalikes) if b is not None]
     if cut_lookalikes:
         for m, frac in inks:
             b = final_box(m, (Wf, Hf), Wf < Wc) if LOOKALIKE_MIN_VISIBLE <= frac < MIN_VISIBLE else None

@@ -155,7 +155,7 @@ def _sign_once(rng: np.random.Generator, strict: bool) -> Sample | None:
         return None
     H, (Wc, Hc) = framed
 
-    P0, A0, origin = furnished_wall(rng, H, (Wc, Hc), sign, 0.8 * max(Wc, Hc), look.wall_col, R, 0.5 * R)
+    P0, A0, origin, windows = furnished_wall(rng, H, (Wc, Hc), sign, 0.8 * max(Wc, Hc), look.wall_col, R, 0.5 * R)
     _rect(P0, A0, origin, plate, look.plate_col)
     small: list[Glyph] = []
     if band[3] > band[1]:
@@ -170,5 +170,5 @@ def _sign_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     back = np.empty((Hc, Wc, 3), np.float32)
     back[:] = look.wall_col
     out = finish(rng, number=number + small, P0=P0, A0=A0, origin=origin, H=H, size=(Wc, Hc), back=back,
-                 final=(Wf, Hf), R=R, h_final=h_final, strict=strict)
+                 final=(Wf, Hf), R=R, h_final=h_final, strict=strict, plane_lookalikes=windows)
     return through_lens(rng, out, 0.5)

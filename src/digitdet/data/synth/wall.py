@@ -57,7 +57,11 @@ def _free(rng, rects: list, size: tuple[float, float], area: tuple, tries: int =
     return None
 
 
-def _window(rng, R: float) -> np.ndarray:
+def _window(rng, R: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """(the window's picture, its lookalike boxes in its own pixels: the whole window and, when mullions
+    divide it, each pane). A pane's frame and diagonal reflection band look like a 7 or a 4 to a digit
+    reader (the whole-photo reader read them so in sign photos): boxed, a model can learn them as
+    lookalikes (model.lookalike_class) instead of seeing them as rare background samples."""
     w, h = int(R * rng.uniform(3, 8)), int(R * rng.uniform(3.5, 9))
     fw = max(2, int(R * rng.uniform(0.12, 0.35)))
     frame = sty.color_with_lum(rng, float(rng.choice([rng.uniform(0.8, 0.97), rng.uniform(0.05, 0.3)])))
@@ -72,14 +76,28 @@ def _window(rng, R: float) -> np.ndarray:
         band = np.abs((xy / max(gw, 1) - rng.uniform(0.2, 1.2)) % 1.0 - 0.5) < 0.08
         glass[band] = np.clip(glass[band] + rng.uniform(0.1, 0.35), 0, 1)
         img[fw:fw + gh, fw:fw + gw] = glass
+        xs, ys = [], []
         for _ in range(int(rng.integers(0, 3))):  # mullions
             if rng.random() < 0.6:
                 x = int(rng.uniform(0.3, 0.7) * w)
                 img[:, x:x + max(1, fw // 2)] = frame
+                xs.append(x)
             else:
                 y = int(rng.uniform(0.3, 0.7) * h)
                 img[y:y + max(1, fw // 2)] = frame
-    return img
+                ys.append(y)
+        if xs or ys:
+            return img, [(0, 0, w, h)] + _panes(w, h, fw, sorted(xs), sorted(ys))
+    return img, [(0, 0, w, h)]
+
+
+def _panes(w: int, h: int, fw: int, xs: list[int], ys: list[int]) -> list[tuple[int, int, int, int]]:
+    """The panes between the frame and the mullions at xs (vertical) and ys (horizontal), each with the
+    frame around it; slivers under 2 frame widths across are left out."""
+    bar = max(1, fw // 2)
+    cols = list(zip([0] + [x + bar for x in xs], xs + [w]))
+    rows = list(zip([0] + [y + bar for y in ys], ys + [h]))
+    return [(x0, y0, x1, y1) for y0, y1 in rows for x0, x1 in cols if min(x1 - x0, y1 - y0) >= 2 * fw + 2]
 
 
 def _door(rng, R: float) -> np.ndarray:
@@ -127,42 +145,48 @@ def _text_block(rng, R: float, small: bool) -> tuple[np.ndarray, np.ndarray] | N
     return col, alpha
 
 
-def _furnish(rng, P: np.ndarray, A: np.ndarray, keep: tuple, R: float) -> None:
-    """Windows, a door, another sign and notices of small print on the wall canvas, none over `keep`."""
+def _furnish(rng, P: np.ndarray, A: np.ndarray, keep: tuple, R: float) -> list[tuple[int, int, int, int]]:
+    """Windows, a door, another sign and notices of small print on the wall canvas, none over `keep`; the
+    windows' lookalike boxes (_window) in canvas pixels."""
     h, w = A.shape
     rects = [keep]
     area = (0, 0, w, h)
-    items = []
+    items = []  # (colour, alpha or None: opaque, lookalike boxes in its own pixels)
     if rng.random() < 0.45:
-        items.append(_window(rng, R))
+        window, boxes = _window(rng, R)
+        items.append((window, None, boxes))
     if rng.random() < 0.2:
-        items.append(_door(rng, R))
+        items.append((_door(rng, R), None, []))
     for small, p in ((False, 0.4), (True, 0.5), (True, 0.2)):
         if rng.random() < p:
-            items.append(_text_block(rng, R, small))
-    for item in items:
-        if item is None:
-            continue
-        col, alpha = item if isinstance(item, tuple) else (item, np.ones(item.shape[:2], np.float32))
+            block = _text_block(rng, R, small)
+            if block is not None:
+                items.append((*block, []))
+    looks = []
+    for col, alpha, boxes in items:
+        alpha = np.ones(col.shape[:2], np.float32) if alpha is None else alpha
         at = _free(rng, rects, (alpha.shape[1], alpha.shape[0]), area)
         if at is not None:
             composite(P, A, alpha, col, at[0], at[1])
+            looks += [(at[0] + x0, at[1] + y0, at[0] + x1, at[1] + y1) for x0, y0, x1, y1 in boxes]
+    return looks
 
 
 def furnished_wall(rng: np.random.Generator, H: np.ndarray, size: tuple[int, int], keep: tuple, lim: float,
-                   wall_col, R: float, margin: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """(P0, A0, origin): the wall canvas that covers the photo of render `size` through H (at most `lim`
-    around the plane box `keep`), with windows, a door, notices and structures, none within `margin` of
-    `keep`."""
+                   wall_col, R: float, margin: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int], list]:
+    """(P0, A0, origin, lookalikes): the wall canvas that covers the photo of render `size` through H (at most
+    `lim` around the plane box `keep`), with windows, a door, notices and structures, none within `margin`
+    of `keep`; the windows' lookalike boxes in plane coordinates (compose.finish's plane_lookalikes)."""
     cb = canvas_for(H, size, keep, lim)
     origin = cb[0], cb[1]
     P0 = house_wall(rng, cb[3] - cb[1], cb[2] - cb[0], wall_col, R)
     A0 = np.ones(P0.shape[:2], np.float32)
     box = (keep[0] - origin[0] - margin, keep[1] - origin[1] - margin, keep[2] - origin[0] + margin,
            keep[3] - origin[1] + margin)
-    _furnish(rng, P0, A0, box, R)
+    looks = _furnish(rng, P0, A0, box, R)
     sty.add_structures(rng, P0, R, box)
-    return P0, A0, origin
+    ox, oy = origin
+    return P0, A0, origin, [(x0 + ox, y0 + oy, x1 + ox, y1 + oy) for x0, y0, x1, y1 in looks]
 
 
 def frame_in_photo(rng: np.random.Generator, number: list[Glyph], view: np.ndarray, final: tuple[int, int],
@@ -224,7 +248,7 @@ def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
         return None
     H, (Wc, Hc) = framed
 
-    P0, A0, origin = furnished_wall(rng, H, (Wc, Hc), pb, 1.5 * max(Wc, Hc), look.wall_col, R, 0.4 * R)
+    P0, A0, origin, windows = furnished_wall(rng, H, (Wc, Hc), pb, 1.5 * max(Wc, Hc), look.wall_col, R, 0.4 * R)
     draw_plaque(rng, P0, A0, origin, pb, R, look, content)
     for g in extra:
         for alpha, col in g.layers:
@@ -232,4 +256,4 @@ def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     back = np.empty((Hc, Wc, 3), np.float32)
     back[:] = look.wall_col
     return finish(rng, number=number, P0=P0, A0=A0, origin=origin, H=H, size=(Wc, Hc), back=back,
-                  final=(Wf, Hf), R=R, h_final=h_final, strict=strict)
+                  final=(Wf, Hf), R=R, h_final=h_final, strict=strict, plane_lookalikes=windows)

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--close", required=True, help="the close-up reader (a checkpoint or packed file)")
     p.add_argument("--whole", help="the whole-photo reader (default: the bundled one alone)")
-    p.add_argument("--valid", help="a digitdet-synth folder whose valid split is measured first (choose t there)")
+    p.add_argument("--valid", help="digitdet-synth folders (comma-separated) whose valid splits are measured first "
+                   "(choose t there)")
     p.add_argument("--n", type=int, default=100, help="images per synthetic test set")
     p.add_argument("--fracs", default="0.3,0.35,0.4")
     p.add_argument("--sets", default=None, help="comma-separated (default: the real sets and every mode)")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     whole = Reader(args.whole) if args.whole else Reader(overrides=("predict.close_frac=null",))
     close, shipped = Reader(args.close), Reader()
     names = args.sets.split(",") if args.sets else ["real_plaques", "real_signs", *peers.synth_modes()]
-    sets = {f"{args.valid} valid": peers.numbered_split(Path(args.valid), "valid")} if args.valid else {}
+    sets = {f"{v} valid": peers.numbered_split(Path(v), "valid") for v in (args.valid or "").split(",") if v}
     for name in names:
         sets[name] = (peers.real_set(peers.SHARED / name) if name.startswith("real_")
                       else peers.synthetic_set(name, args.n))

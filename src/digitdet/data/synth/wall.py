@@ -9,6 +9,10 @@ long side <= 400.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 
 from digitdet.data.synth import style as sty
@@ -35,8 +39,30 @@ from digitdet.data.synth.plaque import (
     union_box,
 )
 from digitdet.data.synth.render import Glyph, Sample, composite, translate
+from digitdet.errors import DataError
 
 MAX_RENDER_PX = 30_000  # render at most this many pixels; larger images are upscaled at the end
+_SLAT_RATE: ContextVar[float | None] = ContextVar("slat_rate", default=None)
+
+
+def check_slats(slats: float | None) -> float | None:
+    """The chance of a slatted panel on a wall (None: never) as a float, or DataError."""
+    if slats is None:
+        return None
+    if isinstance(slats, bool) or not isinstance(slats, (int, float)) or not 0.0 <= slats <= 1.0:
+        raise DataError(f"slats (the chance of a panel of vertical slats on a wall) must be in [0, 1], got {slats!r}")
+    return float(slats)
+
+
+@contextmanager
+def slatted_walls(p: float | None) -> Iterator[None]:
+    """Within it, the walls of scene and sign photos carry a panel of vertical slats (_slats) with chance `p`
+    (None: never, and no draw is made: None changes no byte of the output)."""
+    token = _SLAT_RATE.set(check_slats(p))
+    try:
+        yield
+    finally:
+        _SLAT_RATE.reset(token)
 
 
 def render_scene(rng: np.random.Generator) -> Sample:
@@ -100,6 +126,37 @@ def _panes(w: int, h: int, fw: int, xs: list[int], ys: list[int]) -> list[tuple[
     return [(x0, y0, x1, y1) for y0, y1 in rows for x0, x1 in cols if min(x1 - x0, y1 - y0) >= 2 * fw + 2]
 
 
+def _slats(rng, R: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """(a panel of vertical slats: grooved blocks, a railing's balusters, a grille; each slat's lookalike box,
+    one a block where joints cross the slats). A slat about a digit high reads as a 1 to a digit reader: the
+    whole-photo reader read the slatted block wall under two real signs as 111 and 11 (real_signs, looked
+    at 2026-12-04), a texture the generator did not make."""
+    bw = max(2, int(R * rng.uniform(0.06, 0.25)))  # a slat's width
+    gap = max(2, int(R * rng.uniform(0.12, 0.6)))
+    blocks = rng.random() < 0.6  # horizontal joints cut the slats into blocks about a digit high
+    seg = int(R * (rng.uniform(0.6, 2.0) if blocks else rng.uniform(0.8, 3.0)))
+    rows = int(rng.integers(1, 6)) if blocks else 1
+    joint = max(1, int(R * rng.uniform(0.04, 0.15))) if blocks else 0
+    n = int(rng.integers(4, 25))
+    w, h = n * (bw + gap) + gap, rows * (seg + joint) + joint
+    lum = float(rng.uniform(0.2, 0.9))
+    base = sty.color_with_lum(rng, lum, sat=float(rng.uniform(0, 0.3)))
+    shift = float(rng.uniform(0.15, 0.45)) * (1 if lum < 0.55 else -1)  # light slats on dark, dark grooves on light
+    bar = np.clip(base + shift, 0, 1).astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = base
+    edge = np.clip(bar * np.float32(rng.uniform(0.7, 1.15)), 0, 1)  # one side lit, as a relief is
+    boxes = []
+    for r in range(rows):
+        y0 = joint + r * (seg + joint)
+        for i in range(n):
+            x0 = gap + i * (bw + gap)
+            img[y0:y0 + seg, x0:x0 + bw] = bar
+            img[y0:y0 + seg, x0:x0 + max(1, bw // 4)] = edge
+            boxes.append((x0, y0, x0 + bw, y0 + seg))
+    return img, boxes
+
+
 def _door(rng, R: float) -> np.ndarray:
     w, h = int(R * rng.uniform(3, 5)), int(R * rng.uniform(8, 12))
     col = sty.color_with_lum(rng, float(rng.uniform(0.05, 0.9)), sat=float(rng.uniform(0, 0.6)))
@@ -146,12 +203,16 @@ def _text_block(rng, R: float, small: bool) -> tuple[np.ndarray, np.ndarray] | N
 
 
 def _furnish(rng, P: np.ndarray, A: np.ndarray, keep: tuple, R: float) -> list[tuple[int, int, int, int]]:
-    """Windows, a door, another sign and notices of small print on the wall canvas, none over `keep`; the
-    windows' lookalike boxes (_window) in canvas pixels."""
+    """Windows, a door, another sign and notices of small print on the wall canvas (and a panel of slats, at
+    the rate slatted_walls sets), none over `keep`; the windows' and slats' lookalike boxes in canvas pixels."""
     h, w = A.shape
     rects = [keep]
     area = (0, 0, w, h)
     items = []  # (colour, alpha or None: opaque, lookalike boxes in its own pixels)
+    slats = _SLAT_RATE.get()
+    if slats is not None and rng.random() < slats:  # first: the largest, placed while the wall is free
+        panel, boxes = _slats(rng, R)
+        items.append((panel, None, boxes))
     if rng.random() < 0.45:
         window, boxes = _window(rng, R)
         items.append((window, None, boxes))

@@ -254,13 +254,18 @@ def number_chars(rng: np.random.Generator, digits: list[int] | None = None,
     return chars, labels
 
 
+def check_chance(p: float | None, what: str) -> float | None:
+    """A generator option's chance (None passes) as a float, or DataError naming it as `what`."""
+    if p is None:
+        return None
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise DataError(f"{what} must be in [0, 1], got {p!r}")
+    return float(p)
+
+
 def check_letters(letters: float | None) -> float | None:
     """The chance of a letter suffix (None: each mode's own) as a float, or DataError."""
-    if letters is None:
-        return None
-    if isinstance(letters, bool) or not isinstance(letters, (int, float)) or not 0.0 <= letters <= 1.0:
-        raise DataError(f"letters (the chance of a letter suffix such as '12A') must be in [0, 1], got {letters!r}")
-    return float(letters)
+    return check_chance(letters, "letters (the chance of a letter suffix such as '12A')")
 
 
 @contextmanager

@@ -38,8 +38,7 @@ from digitdet.data.synth.plaque import (
     text_lines,
     union_box,
 )
-from digitdet.data.synth.render import Glyph, Sample, composite, translate
-from digitdet.errors import DataError
+from digitdet.data.synth.render import Glyph, Sample, check_chance, composite, translate
 
 MAX_RENDER_PX = 30_000  # render at most this many pixels; larger images are upscaled at the end
 _SLAT_RATE: ContextVar[float | None] = ContextVar("slat_rate", default=None)
@@ -47,11 +46,7 @@ _SLAT_RATE: ContextVar[float | None] = ContextVar("slat_rate", default=None)
 
 def check_slats(slats: float | None) -> float | None:
     """The chance of a slatted panel on a wall (None: never) as a float, or DataError."""
-    if slats is None:
-        return None
-    if isinstance(slats, bool) or not isinstance(slats, (int, float)) or not 0.0 <= slats <= 1.0:
-        raise DataError(f"slats (the chance of a panel of vertical slats on a wall) must be in [0, 1], got {slats!r}")
-    return float(slats)
+    return check_chance(slats, "slats (the chance of a panel of vertical slats on a wall)")
 
 
 @contextmanager

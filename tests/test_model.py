@@ -294,6 +294,25 @@ def test_an_eleven_class_reader_starts_a_lookalike_model_reading_almost_as_it_di
     assert float((after / before).min()) > 0.98
 
 
+def test_a_lookalike_readers_weights_start_a_model_without_the_class():
+    """model.build.with_lookalike_rows the other way: the bundled whole-photo reader has the lookalike class;
+    `--config reader train.init_weights=bundled:reader` builds a model without it. The lookalike row is
+    dropped, every other weight loads unchanged. Mutation: the 12-row state returned as it is (the load
+    fails)."""
+    from digitdet.model.build import with_lookalike_rows
+
+    torch.manual_seed(0)
+    small = ["model.backbone=resnet18", "model.fpn_channels=32", "model.representation_size=32",
+             "model.min_size=[64]", "model.max_size=128"]
+    wide = build_model(load_config([], [*small, "model.lookalike_class=true"])).eval()
+    plain = build_model(load_config([], small)).eval()
+    plain.load_state_dict(with_lookalike_rows(wide.state_dict(), plain))
+    for k, v in plain.state_dict().items():
+        w = wide.state_dict()[k]
+        assert torch.equal(v, w[: v.shape[0]] if v.dim() else w), k
+    assert plain.roi_heads.box_predictor.cls_score.weight.shape[0] == 11
+
+
 def test_frozen_stages_keep_the_loaded_trunk_and_its_statistics(tmp_path):
     import torchvision
     from torchvision.ops import FrozenBatchNorm2d

@@ -231,11 +231,20 @@ def with_lookalike_rows(state: dict[str, torch.Tensor], model: nn.Module) -> dic
     """Weights of a model without the lookalike class, fitted to `model` when it has one (train.init_weights
     from an 11-class reader): the lookalike row of the class scores starts as a copy of background's with
     its bias LOOKALIKE_START_BIAS lower (the folded probabilities start within 2 % of the source model's,
-    and it learns from there), its box deltas as background's (never used). Other states are returned as
-    they are."""
+    and it learns from there), its box deltas as background's (never used). The other way round (a
+    lookalike reader, the bundled whole-photo reader, fine-tuned with a config without the class) the
+    lookalike row is dropped: its share spreads over the other classes until training relearns windows and
+    letters as background. Other states are returned as they are."""
     head = "roi_heads.box_predictor."
     w = state.get(head + "cls_score.weight")
-    if not isinstance(model.roi_heads.box_predictor, LookalikePredictor) or w is None or len(w) != NUM_CLASSES:
+    wide = isinstance(model.roi_heads.box_predictor, LookalikePredictor)
+    if w is not None and not wide and len(w) == NUM_CLASSES + 1:
+        out = dict(state)
+        for k, rows in (("cls_score.weight", NUM_CLASSES), ("cls_score.bias", NUM_CLASSES),
+                        ("bbox_pred.weight", 4 * NUM_CLASSES), ("bbox_pred.bias", 4 * NUM_CLASSES)):
+            out[head + k] = state[head + k][:rows]
+        return out
+    if not wide or w is None or len(w) != NUM_CLASSES:
         return state
     out = dict(state)
     out[head + "cls_score.weight"] = torch.cat([w, w[:1]])

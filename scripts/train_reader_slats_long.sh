@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole-photo reader with windows and slats as lookalikes, 300,000 image views in all (issue 22): the slats
-# run (scripts/train_reader_slats.sh, made first when runs/reader/slats/best.pt is missing) continued 120,000
+# Reproduces the bundled whole-photo reader, src/digitdet/weights/reader-whole-resnet18-l3.pt (weights/MODEL.md):
+# windows, slats and letters as lookalikes, 300,000 image views in all (issue 22): the slats run
+# (scripts/train_reader_slats.sh, made first when runs/reader/slats/best.pt is missing) continued 120,000
 # views on 12,000 new images of the same mix (configs/reader-slats-long.yaml: seed 6, crop 0.3, tight 0.15,
-# plaque 0.15, scene 0.2, sign 0.2, slats on 40 % of scene and sign walls), packed into the run folder.
+# plaque 0.15, scene 0.2, sign 0.2, slats on 40 % of scene and sign walls), packed into the weights folder.
 # About 80 minutes on 2 CPU cores after the first stage's 50; a checkpoint every epoch (12,000 images).
 # Interrupted? Run it again with --resume: it continues from the run folder (the data is made once).
 #   bash scripts/train_reader_slats_long.sh [--resume]
@@ -17,4 +18,4 @@ if [ ! -f "$DATA/digitdet-synth.json" ]; then
 fi
 .venv/bin/digitdet train --config reader-slats-long --data "$DATA" --out "$RUN" "$@"
 .venv/bin/python scripts/pack_reader.py --checkpoint "$RUN/best.pt" --data "$DATA" \
-  --out "$RUN/reader-slats-long-resnet18-l3.pt" --command "bash scripts/train_reader_slats_long.sh"
+  --out src/digitdet/weights/reader-whole-resnet18-l3.pt --command "bash scripts/train_reader_slats_long.sh"

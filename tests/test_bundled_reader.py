@@ -29,7 +29,7 @@ def truth(sample) -> str:
     return "".join(str(lab) for _, lab in sorted(zip([b[0] for b in sample.boxes], sample.labels)))
 
 
-@pytest.mark.parametrize("name", [BUNDLED_READER, BUNDLED_CLOSE_READER])
+@pytest.mark.parametrize("name", [BUNDLED_READER, BUNDLED_CLOSE_READER, "reader-resnet18-l3"])
 def test_shipped_weights_are_small_and_load_without_unpickling_code(name):
     path = WEIGHTS_DIR / f"{name}.pt"
     packed = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,7 +84,8 @@ def test_cpu_config_starts_from_the_readers_trunk_and_nothing_else():
     from digitdet.config import load_config
     from digitdet.model import build_model
 
-    packed = torch.load(WEIGHTS_DIR / f"{BUNDLED_READER}.pt", map_location="cpu", weights_only=True)
+    # reader v1, by name: cpu.yaml starts from its trunk whichever reader reads whole photos
+    packed = torch.load(WEIGHTS_DIR / "reader-resnet18-l3.pt", map_location="cpu", weights_only=True)
     torch.manual_seed(0)
     model = build_model(load_config(["cpu"]))
     state = model.state_dict()

@@ -94,19 +94,40 @@ def test_a_close_up_is_read_by_the_close_up_reader_at_its_own_threshold(measured
     assert det["presence"][1] == pytest.approx(float(to_whole_scale(torch.tensor([0.94]), 0.85, 0.98)))
 
 
+def test_each_reader_of_the_pair_reads_at_its_own_packed_threshold(monkeypatch):
+    """The two shipped files happen to share 0.85; a close-up reader packed at another threshold keeps it,
+    and the routing maps it onto the whole-photo reader's. Mutation: the close-up reader loaded with the
+    whole-photo reader's config (close_cfg = cfg) reads 0.85 here."""
+    import digitdet.reading.reader as reader_module
+    from digitdet.model.packed import BUNDLED_CLOSE_READER, load_packed
+
+    def packed_at(path):
+        packed = load_packed(path)
+        return {**packed, "read_thresh": 0.6} if path.stem == BUNDLED_CLOSE_READER else packed
+
+    monkeypatch.setattr(reader_module, "load_packed", packed_at)
+    cfg, pair = reader_module.load_model()
+    assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (0.85, 0.6)
+    reader = reader_module.Reader()
+    assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (0.85, 0.6)
+
+
 def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone():
-    from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER
+    from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER, bundled_reader_path, load_packed
     from digitdet.reading.reader import Reader, load_model
 
     cfg, pair = load_model()
     assert isinstance(pair, ReaderPair) and cfg.predict.close_frac == 0.35
-    assert cfg.predict.read_thresh == 0.98 and pair.close_cfg.predict.read_thresh == 0.85  # each its own
+    # each reads at its own packed file's tuned threshold (both 0.85 since 2026-12-05; v1 had 0.98)
+    whole_t, close_t = (load_packed(bundled_reader_path(n))["read_thresh"]
+                        for n in (BUNDLED_READER, BUNDLED_CLOSE_READER))
+    assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (whole_t, close_t) == (0.85, 0.85)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pair.modules())  # folded into the convs
     reader = Reader(scan="pyramid")
     assert isinstance(reader.detector, RoutedDetector)
     assert reader.source == f"bundled:{BUNDLED_READER}+{BUNDLED_CLOSE_READER}"
     assert type(reader.detector.close).__name__ == "PyramidDetector"  # the close-up reader scans as asked
-    assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (0.98, 0.85)
+    assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (whole_t, close_t)
     alone = Reader(overrides=("predict.close_frac=null",))
     assert type(alone.detector).__name__ == "CascadeDetector" and alone.source == f"bundled:{BUNDLED_READER}"
     _, one = load_model(overrides=("predict.read_thresh=0.5",))

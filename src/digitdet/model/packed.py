@@ -15,7 +15,9 @@ from digitdet.errors import DigitdetError, first_line
 from digitdet.model.checkpoint import load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-BUNDLED_READER = "reader-resnet18-l3"  # weights/NAME.pt, described in weights/MODEL.md
+# The whole-photo reader: reads every photo (weights/NAME.pt, described in weights/MODEL.md). Reader v1
+# (weights/reader-resnet18-l3.pt) stays shipped: configs/cpu.yaml, and so the demo, starts from its trunk.
+BUNDLED_READER = "reader-whole-resnet18-l3"
 # The bundled reader's close-up reader (reading/routing.py): reads the photos whose number is large in them.
 BUNDLED_CLOSE_READER = "reader-v2-resnet18-l3"
 

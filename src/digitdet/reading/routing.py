@@ -1,6 +1,7 @@
 """The bundled reader is a pair of models, each reading where it reads better (weights/MODEL.md measures it).
 
-The whole-photo reader (reader v1) reads every photo first. When the best number it finds, or the tallest
+The whole-photo reader (since 2026-12-05 reader v1 fine-tuned with windows, slats and letters as
+lookalikes; reader v1 before) reads every photo first. When the best number it finds, or the tallest
 digit it detects (read or not, at a score of at least 0.3), is at least `close_frac` of the photo's height,
 the photo is a close-up (a tight crop, a plaque, a relief or cut number) and the close-up reader (reader v2:
 more relief and cut digits, but it takes window frames and letters for digits in whole photos) reads it

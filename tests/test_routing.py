@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import test_pyramid
+from digitdet.model.inference import BandedStem
 from digitdet.reading import numbers
 from digitdet.reading.routing import ReaderPair, RoutedDetector, RouteSettings, to_whole_scale
 
@@ -123,6 +124,7 @@ def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone()
                         for n in (BUNDLED_READER, BUNDLED_CLOSE_READER))
     assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (whole_t, close_t) == (0.85, 0.85)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pair.modules())  # folded into the convs
+    assert all(isinstance(m.backbone.body.conv1, BandedStem) for m in (pair.whole, pair.close))  # peak memory
     reader = Reader(scan="pyramid")
     assert isinstance(reader.detector, RoutedDetector)
     assert reader.source == f"bundled:{BUNDLED_READER}+{BUNDLED_CLOSE_READER}"

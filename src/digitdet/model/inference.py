@@ -88,3 +88,80 @@ def fold_batchnorm(model: nn.Module) -> int:
                 setattr(parent, name, nn.Identity())
                 folded += 1
     return folded
+
+
+class BandedStem(nn.Module):
+    """A ResNet stem, conv1 -> ReLU -> max pool, computed in bands of output rows: the same numbers without
+    ever holding the conv's full output. That output is the largest activation of the whole model (64
+    channels at half the view's size: 52 MB for a 1024x834 view, 256 MB at 4 MP) and oneDNN's conv holds a
+    second copy of it while it runs, so a big view's peak memory is the stem's; in bands of `band_rows`
+    pooled rows it is a few MB. Each band's conv reads the input rows its outputs need (zero rows past the
+    edges, as the conv's padding), and its pool the conv rows its outputs need (-inf past the edges, as the
+    pool's padding), so every output is computed from the same values as in one pass. Views up to
+    `band_rows` pooled rows run in one pass."""
+
+    def __init__(self, conv: nn.Conv2d, pool: nn.MaxPool2d, band_rows: int = 32) -> None:
+        super().__init__()
+        if (conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros" or pool.ceil_mode
+                or pool.dilation not in (1, (1, 1))):
+            raise ValueError("BandedStem: a plain conv (no dilation, groups or non-zero padding) and a floor pool")
+        self.conv, self.pool, self.band_rows = conv, pool, int(band_rows)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        (ck, cs, cp), (pk, ps, pp) = (_rows(self.conv), _rows(self.pool))
+        height = x.shape[-2]
+        conv_rows = (height + 2 * cp - ck) // cs + 1
+        pooled_rows = (conv_rows + 2 * pp - pk) // ps + 1
+        if pooled_rows <= self.band_rows:
+            return self.pool(F.relu(self.conv(x)))
+        conv, pool = self.conv, self.pool
+        bands = []
+        for p0 in range(0, pooled_rows, self.band_rows):
+            p1 = min(pooled_rows, p0 + self.band_rows)
+            c0, c1 = p0 * ps - pp, (p1 - 1) * ps - pp + pk  # the conv rows these pooled rows read
+            c0_in, c1_in = max(c0, 0), min(c1, conv_rows)
+            i0, i1 = c0_in * cs - cp, (c1_in - 1) * cs - cp + ck  # the input rows those conv rows read
+            band = F.pad(x[..., max(i0, 0):min(i1, height), :], (0, 0, max(-i0, 0), max(i1 - height, 0)))
+            y = F.relu(F.conv2d(band, conv.weight, conv.bias, conv.stride, (0, _cols(conv.padding))))
+            y = F.pad(y, (0, 0, c0_in - c0, c1 - c1_in), value=float("-inf"))
+            bands.append(F.max_pool2d(y, pool.kernel_size, pool.stride, (0, _cols(pool.padding))))
+        return torch.cat(bands, dim=-2)
+
+
+def _rows(m: nn.Module) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of a conv or pool along the rows."""
+    def first(v):
+        return v[0] if isinstance(v, (tuple, list)) else v
+    return first(m.kernel_size), first(m.stride), first(m.padding)
+
+
+def _cols(padding) -> int:
+    return padding[1] if isinstance(padding, (tuple, list)) else padding
+
+
+def band_stem(model: nn.Module, band_rows: int = 32) -> bool:
+    """Run a folded ResNet trunk's stem (conv1 -> Identity -> ReLU -> max pool, after fold_batchnorm) as a
+    BandedStem, in place, for a model only read with from then on (reading.reader.load_model); False when the
+    model has no such stem."""
+    body = getattr(getattr(model, "backbone", None), "body", None)
+    parts = [getattr(body, n, None) for n in ("conv1", "bn1", "relu", "maxpool")]
+    if not (isinstance(parts[0], nn.Conv2d) and isinstance(parts[1], nn.Identity)
+            and isinstance(parts[2], nn.ReLU) and isinstance(parts[3], nn.MaxPool2d)):
+        return False
+    body.conv1 = BandedStem(parts[0], parts[3], band_rows)
+    body.relu, body.maxpool = nn.Identity(), nn.Identity()
+    return True
+
+
+def prepare_for_reading(model: nn.Module) -> nn.Module:
+    """A model loaded only to read with (reading.reader.load_model), in place: its norms folded into its
+    convs (fold_batchnorm), its stem run in bands of rows (band_stem) and its weights channels-last, so
+    that every conv's output is channels-last too: oneDNN's native layout, without the copies into and out
+    of its blocked layout that a plain-layout conv makes (on 2 Xeon cores, 2026-12-05: 15-20 % less time a
+    photo on real_plaques, real_signs and sign photos, the same readings on 940 synthetic photos; with the
+    banded stem, peak RSS over real_plaques 0.87 -> 0.83 GB)."""
+    fold_batchnorm(model)
+    band_stem(model)
+    return model.to(memory_format=torch.channels_last)

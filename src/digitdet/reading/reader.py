@@ -20,7 +20,7 @@ import torch
 from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
-from digitdet.model.inference import fold_batchnorm
+from digitdet.model.inference import prepare_for_reading
 from digitdet.model.packed import bundled_reader_path, bundled_reader_paths, load_packed
 from digitdet.reading.grouping import Candidate
 from digitdet.reading.routing import ReaderPair
@@ -47,18 +47,19 @@ class Reading:
 
 
 def load_model(checkpoint: str | Path | None = None, overrides=(), device: str | torch.device = "cpu"):
-    """(cfg, model in eval mode, its norms folded into its convs: model.inference.fold_batchnorm). No
+    """(cfg, model in eval mode, prepared for reading: norms folded, stem in bands, channels-last
+    (model.inference.prepare_for_reading)). No
     checkpoint: the bundled reader, loaded with weights_only=True: its whole-photo and close-up readers as
     a reading.routing.ReaderPair (predict.close_frac=null: the first alone); reading.scan.for_inference
     makes either a detector."""
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
-        fold_batchnorm(model)
+        prepare_for_reading(model)
         return cfg, model
 
     def packed(path: Path):
         cfg, model = model_from_state(load_packed(path), tuple(overrides), device, where=str(path))
-        fold_batchnorm(model)
+        prepare_for_reading(model)
         return cfg, model
 
     cfg, model = packed(bundled_reader_path())

@@ -36,9 +36,24 @@ def test_small_print_and_a_stray_texture_digit_do_not_join_the_number():
 def test_the_larger_number_wins_over_more_confident_small_print():
     big, small = row(0, 0, 80, "42", score=0.7), row(0, 200, 20, "7", score=0.99)
     got = group_digits(small + big)
-    # ranks: 0.7 * 2 ** 0.5 (two digits) against 0.99 * (20 / 80) ** 0.5 (one digit, a quarter as tall)
+    # ranks: 0.7 * 2 ** 0.5 (two digits) against 0.99 * (20 / 80) ** 0.5 (one digit, a quarter as tall),
+    # halved as small print (under half the tallest candidate's height)
     assert [c.number for c in got] == ["42", "7"]
-    assert got[0].rank == pytest.approx(0.7 * 2 ** 0.5) and got[1].rank == pytest.approx(0.99 * 0.5)
+    assert got[0].rank == pytest.approx(0.7 * 2 ** 0.5) and got[1].rank == pytest.approx(0.99 * 0.5 * 0.5)
+
+
+@pytest.mark.parametrize("list_height,first", [(22, "4"), (26, "201202203")])
+def test_a_lone_big_number_beats_a_list_of_room_numbers_in_small_print(list_height, first):
+    # A sign: "4" on its plate, 48 px tall, and a line "201, 202, 203" under it (commas are no digits:
+    # the gaps of 0.7 heights still link, one nine-digit candidate). Under half the 4's height the list is
+    # small print and ranks at half (0.95 * 2 * (22 / 48) ** 0.5 / 2 = 0.64 < 0.9); at 26 px it is not and
+    # its evidence (4 digits and more) wins (0.95 * 2 * (26 / 48) ** 0.5 = 1.40).
+    big = [Digit((100, 20, 126, 68), 4, 0.9)]
+    rooms = [d for k, part in enumerate(("201", "202", "203"))
+             for d in row(60 + k * (3 * 0.65 + 0.6) * list_height, 100, list_height, part, score=0.95)]
+    got = group_digits(rooms + big)
+    assert sorted(c.number for c in got) == ["201202203", "4"]
+    assert got[0].number == first
 
 
 def test_a_lone_confident_digit_does_not_beat_a_number():

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair  # int or pair -> pair, as torch's own convs and pools read them
 from tqdm import tqdm
 
 
@@ -108,15 +110,15 @@ class BandedStem(nn.Module):
         self.conv, self.pool, self.band_rows = conv, pool, int(band_rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        (ck, cs, cp), (pk, ps, pp) = (_rows(self.conv), _rows(self.pool))
+        conv, pool = self.conv, self.pool
+        # (kernel, stride, padding) along the rows; the columns keep the conv's and pool's own padding
+        ck, cs, cp = (_pair(v)[0] for v in (conv.kernel_size, conv.stride, conv.padding))
+        pk, ps, pp = (_pair(v)[0] for v in (pool.kernel_size, pool.stride, pool.padding))
         height = x.shape[-2]
         conv_rows = (height + 2 * cp - ck) // cs + 1
         pooled_rows = (conv_rows + 2 * pp - pk) // ps + 1
         if pooled_rows <= self.band_rows:
-            return self.pool(F.relu(self.conv(x)))
-        conv, pool = self.conv, self.pool
+            return pool(F.relu(conv(x)))
         bands = []
         for p0 in range(0, pooled_rows, self.band_rows):
             p1 = min(pooled_rows, p0 + self.band_rows)
@@ -124,21 +126,10 @@ class BandedStem(nn.Module):
             c0_in, c1_in = max(c0, 0), min(c1, conv_rows)
             i0, i1 = c0_in * cs - cp, (c1_in - 1) * cs - cp + ck  # the input rows those conv rows read
             band = F.pad(x[..., max(i0, 0):min(i1, height), :], (0, 0, max(-i0, 0), max(i1 - height, 0)))
-            y = F.relu(F.conv2d(band, conv.weight, conv.bias, conv.stride, (0, _cols(conv.padding))))
+            y = F.relu(F.conv2d(band, conv.weight, conv.bias, conv.stride, (0, _pair(conv.padding)[1])))
             y = F.pad(y, (0, 0, c0_in - c0, c1 - c1_in), value=float("-inf"))
-            bands.append(F.max_pool2d(y, pool.kernel_size, pool.stride, (0, _cols(pool.padding))))
+            bands.append(F.max_pool2d(y, pool.kernel_size, pool.stride, (0, _pair(pool.padding)[1])))
         return torch.cat(bands, dim=-2)
-
-
-def _rows(m: nn.Module) -> tuple[int, int, int]:
-    """(kernel, stride, padding) of a conv or pool along the rows."""
-    def first(v):
-        return v[0] if isinstance(v, (tuple, list)) else v
-    return first(m.kernel_size), first(m.stride), first(m.padding)
-
-
-def _cols(padding) -> int:
-    return padding[1] if isinstance(padding, (tuple, list)) else padding
 
 
 def band_stem(model: nn.Module, band_rows: int = 32) -> bool:

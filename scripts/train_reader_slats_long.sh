@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Reproduces the bundled whole-photo reader, src/digitdet/weights/reader-whole-resnet18-l3.pt (weights/MODEL.md):
-# windows, slats and letters as lookalikes, 300,000 image views in all (issue 22): the slats run
-# (scripts/train_reader_slats.sh, made first when runs/reader/slats/best.pt is missing) continued 120,000
+# Stage 2 of the bundled whole-photo reader (weights/MODEL.md; stage 3, scripts/train_reader_letters_whole.sh,
+# starts from it): windows, slats and letters as lookalikes, 300,000 image views in all (issue 22): the slats
+# run (scripts/train_reader_slats.sh, made first when runs/reader/slats/best.pt is missing) continued 120,000
 # views on 12,000 new images of the same mix (configs/reader-slats-long.yaml: seed 6, crop 0.3, tight 0.15,
-# plaque 0.15, scene 0.2, sign 0.2, slats on 40 % of scene and sign walls), packed into the weights folder.
+# plaque 0.15, scene 0.2, sign 0.2, slats on 40 % of scene and sign walls), packed beside its run
+# (runs/reader/slats-long/reader-slats-long-resnet18-l3.pt; the shipped whole-photo reader until 2026-12-05).
 # About 80 minutes on 2 CPU cores after the first stage's 50; a checkpoint every epoch (12,000 images).
 # Interrupted? Run it again with --resume: it continues from the run folder (the data is made once).
 #   bash scripts/train_reader_slats_long.sh [--resume]
@@ -18,4 +19,4 @@ if [ ! -f "$DATA/digitdet-synth.json" ]; then
 fi
 .venv/bin/digitdet train --config reader-slats-long --data "$DATA" --out "$RUN" "$@"
 .venv/bin/python scripts/pack_reader.py --checkpoint "$RUN/best.pt" --data "$DATA" \
-  --out src/digitdet/weights/reader-whole-resnet18-l3.pt --command "bash scripts/train_reader_slats_long.sh"
+  --out "$RUN/reader-slats-long-resnet18-l3.pt" --command "bash scripts/train_reader_slats_long.sh"

@@ -96,9 +96,9 @@ def test_a_close_up_is_read_by_the_close_up_reader_at_its_own_threshold(measured
 
 
 def test_each_reader_of_the_pair_reads_at_its_own_packed_threshold(monkeypatch):
-    """The two shipped files happen to share 0.85; a close-up reader packed at another threshold keeps it,
-    and the routing maps it onto the whole-photo reader's. Mutation: the close-up reader loaded with the
-    whole-photo reader's config (close_cfg = cfg) reads 0.85 here."""
+    """A close-up reader packed at another threshold than the whole-photo reader's (0.90 since the
+    afternoon of 2026-12-05) keeps it, and the routing maps it onto the whole-photo reader's. Mutation: the
+    close-up reader loaded with the whole-photo reader's config (close_cfg = cfg) reads 0.9 here."""
     import digitdet.reading.reader as reader_module
     from digitdet.model.packed import BUNDLED_CLOSE_READER, load_packed
 
@@ -108,9 +108,9 @@ def test_each_reader_of_the_pair_reads_at_its_own_packed_threshold(monkeypatch):
 
     monkeypatch.setattr(reader_module, "load_packed", packed_at)
     cfg, pair = reader_module.load_model()
-    assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (0.85, 0.6)
+    assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (0.9, 0.6)
     reader = reader_module.Reader()
-    assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (0.85, 0.6)
+    assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (0.9, 0.6)
 
 
 def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone():
@@ -119,10 +119,10 @@ def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone()
 
     cfg, pair = load_model()
     assert isinstance(pair, ReaderPair) and cfg.predict.close_frac == 0.35
-    # each reads at its own packed file's tuned threshold (both 0.85 since 2026-12-05; v1 had 0.98)
+    # each reads at its own packed file's tuned threshold (whole 0.90 and close 0.85 since 2026-12-05; v1 had 0.98)
     whole_t, close_t = (load_packed(bundled_reader_path(n))["read_thresh"]
                         for n in (BUNDLED_READER, BUNDLED_CLOSE_READER))
-    assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (whole_t, close_t) == (0.85, 0.85)
+    assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (whole_t, close_t) == (0.9, 0.85)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pair.modules())  # folded into the convs
     assert all(isinstance(m.backbone.body.conv1, BandedStem) for m in (pair.whole, pair.close))  # peak memory
     reader = Reader(scan="pyramid")

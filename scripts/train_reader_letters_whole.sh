@@ -7,6 +7,9 @@
 # on 40 % of scene and sign walls, --letters 0.25), packed into the weights folder.
 # About 50 minutes on 2 CPU cores after the earlier stages; a checkpoint every epoch (8,000 images).
 # Interrupted? Run it again with --resume: it continues from the run folder (the data is made once).
+# Stage 2 exactly as this run started from it, without its three hours: it was shipped until commit 6b17075,
+#   mkdir -p runs/reader/slats-long && git show 6b17075:src/digitdet/weights/reader-whole-resnet18-l3.pt \
+#     > runs/reader/slats-long/reader-slats-long-resnet18-l3.pt
 #   bash scripts/train_reader_letters_whole.sh [--resume]
 set -euo pipefail
 cd "$(dirname "$0")/.."

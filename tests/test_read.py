@@ -189,13 +189,13 @@ def test_an_upsampling_config_loads_a_big_photo_at_a_quarter_of_the_budget(stand
     Mutation: read_image(path, self.cfg.predict.max_pixels) in Reader.read_file (as on c0f0efe)."""
     reader = Reader(overrides=("data.upsample=2", "predict.max_pixels=40000"))
     loaded = []
-    real = reader.read_image
+    real = reader._tensor  # the loaded image becomes the model's tensor here
 
-    def spy(image, *args, **kwargs):
+    def spy(image):
         loaded.append(image.size)
-        return real(image, *args, **kwargs)
+        return real(image)
 
-    monkeypatch.setattr(reader, "read_image", spy)
+    monkeypatch.setattr(reader, "_tensor", spy)
     r = reader.read_file(big_photo)
     assert r.error is None and r.number == "12"
     assert loaded == [(115, 86)]  # 400 x 300 fitted to 10,000 px

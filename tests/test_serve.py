@@ -248,12 +248,12 @@ def test_photo_over_the_budget_is_read_smaller_boxes_in_its_pixels(checkpoint, t
         reader = Reader(path, overrides=("predict.read_thresh=0.0", "predict.max_pixels=20000"))
         seen = []
 
-        def detect(image, seen=seen):  # a stand-in detector: one digit 3 at a known place of its input
-            seen.append(image.size)
+        def detect(tensor, size, seen=seen):  # a stand-in detector: one digit 3 at a known place of its input
+            seen.append(size)
             return {"boxes": torch.tensor([[10.0, 20.0, 30.0, 40.0]]), "scores": torch.tensor([0.9]),
                     "labels": torch.tensor([4])}
 
-        monkeypatch.setattr(reader, "detect", detect)
+        monkeypatch.setattr(reader, "_detect", detect)  # what read_image runs on the decoded image
         with TestClient(create_app(reader, workers=1, queue=0)) as c:
             got = c.post("/read", files={"image": ("big.png", big)}).json()
         w, h = fit_size((400, 300), load)

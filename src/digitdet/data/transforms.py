@@ -122,10 +122,12 @@ def _bounding_boxes(boxes: Any, canvas_size: tuple[int, int]):
 class ToTensor:
     """PIL RGB -> float32 (3, H, W) in [0, 1] (integers times 1 / their maximum, as torchvision's to_dtype
     does); boxes -> float32 (N, 4). `for_augment`: as tv_tensors.Image and BoundingBoxes, which
-    torchvision.transforms.v2 moves together."""
+    torchvision.transforms.v2 moves together. `keep_bytes`: a uint8 image stays uint8 (3, H, W), for a
+    detector that converts each view as this would (reading.pyramid.as_float): a 4 MP photo is 12 MB, not 48."""
 
-    def __init__(self, for_augment: bool = False) -> None:
+    def __init__(self, for_augment: bool = False, keep_bytes: bool = False) -> None:
         self.for_augment = bool(for_augment)
+        self.keep_bytes = bool(keep_bytes) and not self.for_augment
 
     def __call__(self, image: Image.Image, target: dict) -> Pair:
         if isinstance(image, Image.Image):
@@ -133,7 +135,9 @@ class ToTensor:
             # bytes, the float copy is the only one (made contiguous as float, a 4 MP photo held 2 x 46 MB).
             image = pil_to_tensor(image.convert("RGB")).contiguous()
         image = torch.as_tensor(image)
-        if image.is_floating_point():
+        if self.keep_bytes and image.dtype == torch.uint8:
+            pass
+        elif image.is_floating_point():
             image = image.to(torch.float32)
         else:
             image = image.to(torch.float32).mul_(1.0 / torch.iinfo(image.dtype).max)
@@ -145,7 +149,7 @@ class ToTensor:
         return tv_tensors.Image(image), {**target, "boxes": _bounding_boxes(target["boxes"], canvas)}
 
     def __repr__(self) -> str:
-        return f"ToTensor(for_augment={self.for_augment})"
+        return f"ToTensor(for_augment={self.for_augment}, keep_bytes={self.keep_bytes})"
 
 
 class RandomGeometry:
@@ -210,10 +214,12 @@ class SanitizeBoxes:
 
 
 class Finalize:
-    """tv_tensors -> plain tensors: image float32 (3, H, W), boxes float32 (N, 4), labels int64 (N,)."""
+    """tv_tensors -> plain tensors: image float32 (3, H, W) (uint8 kept: ToTensor's keep_bytes), boxes
+    float32 (N, 4), labels int64 (N,)."""
 
     def __call__(self, image: Any, target: dict) -> Pair:
-        image = torch.as_tensor(image).as_subclass(torch.Tensor).to(torch.float32).contiguous()
+        image = torch.as_tensor(image).as_subclass(torch.Tensor)
+        image = (image if image.dtype == torch.uint8 else image.to(torch.float32)).contiguous()
         boxes = torch.as_tensor(target["boxes"]).as_subclass(torch.Tensor).to(torch.float32).reshape(-1, 4)
         labels = torch.as_tensor(target["labels"]).as_subclass(torch.Tensor).to(torch.int64).reshape(-1)
         return image, {**target, "boxes": boxes, "labels": labels}
@@ -233,11 +239,12 @@ def photometric_ops() -> list[Op]:
     ]
 
 
-def build_transforms(cfg: DataConfig, train: bool) -> Compose:
+def build_transforms(cfg: DataConfig, train: bool, keep_bytes: bool = False) -> Compose:
     """The dataset transform for one split: PIL image + {'boxes' xyxy, 'labels'} -> (float tensor, target).
 
     Augmentation is added only when train and cfg.augment; evaluation gets the same deterministic
-    upsample/contrast/sharpen so train and test images look alike.
+    upsample/contrast/sharpen so train and test images look alike. `keep_bytes` (evaluation only): the
+    image tensor stays uint8 (ToTensor's keep_bytes), for a reading.scan detector that takes bytes.
     """
     ops: list[Op] = []
     if cfg.upsample != 1.0:
@@ -246,7 +253,7 @@ def build_transforms(cfg: DataConfig, train: bool) -> Compose:
         ops.append(Contrast(cfg.contrast))
     if cfg.sharpen != 1.0:
         ops.append(Sharpen(cfg.sharpen))
-    ops.append(ToTensor(for_augment=train and cfg.augment))
+    ops.append(ToTensor(for_augment=train and cfg.augment, keep_bytes=keep_bytes and not train))
     if train and cfg.augment:
         ops.append(RandomGeometry(cfg.aug_scale, cfg.aug_rotate, cfg.aug_perspective))
         ops.extend(photometric_ops())

@@ -36,7 +36,7 @@ from torch import nn
 from torchvision.ops import nms
 
 from digitdet.reading.numbers import presence_scores, read_candidates
-from digitdet.reading.pyramid import PyramidDetector, PyramidSettings, _resize
+from digitdet.reading.pyramid import PyramidDetector, PyramidSettings, _resize, as_float
 from digitdet.reading.pyramid import settings_for as pyramid_settings_for
 
 
@@ -99,8 +99,13 @@ class CascadeDetector(nn.Module):
     def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.settings
         h, w = image.shape[-2:]
-        levels = [_resize(image, k) for k in finder_scales(h, w, s)]
+        # A uint8 image (reading.reader's) is made float once for the finder views and let go: the views
+        # and the crops below are made from the bytes, so a large photo never waits in float at full size.
+        full = as_float(image)
+        levels = [_resize(full, k) for k in finder_scales(h, w, s)]
+        del full
         det = self._merge_finder(levels, self._run_all(levels), h, w)
+        del levels
         candidates = read_candidates(det["boxes"], det["scores"], det["labels"], s.finder_thresh, s.dedup_iou,
                                      det["presence"])
         regions = [padded_region(c.box, h, w, s) for c in candidates[: s.regions]] + [(0, 0, w, h)]

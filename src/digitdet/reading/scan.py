@@ -18,3 +18,12 @@ def for_inference(model: nn.Module, cfg) -> nn.Module:
     if cfg.predict.scan == "pyramid":
         return pyramid.PyramidDetector(model, pyramid.settings_for(cfg))
     return model
+
+
+def takes_bytes(detector: nn.Module) -> bool:
+    """Whether `detector` (for_inference's) may be given uint8 images: the cascade and pyramid scans make
+    every view float themselves (reading.pyramid.as_float), a pair when both its readers do; the model
+    alone normalizes what it is given and needs float."""
+    if isinstance(detector, routing.RoutedDetector):
+        return takes_bytes(detector.whole) and takes_bytes(detector.close)
+    return isinstance(detector, (cascade.CascadeDetector, pyramid.PyramidDetector))

@@ -1,0 +1,69 @@
+"""The bundled reader with one of its two files replaced, read end to end on validation splits: number
+accuracy per split and the images it misread, for choosing a new whole-photo or close-up reader
+(weights/MODEL.md records each choice and the rule written before it ran).
+
+    python benchmarks/pair_with.py --close runs/reader/v2-letters12/reader-v2-letters12-resnet18-l3.pt \\
+        data/val22/crop data/val22/cut ...
+    python benchmarks/pair_with.py data/val21/scene test:scene real:real_plaques   # the shipped pair
+
+A set is a `digitdet synth` folder (its valid split), `test:MODE` (benchmarks/peers.py's test split of a
+mode) or `real:NAME` (a folder of ../shared with numbers.csv). The replaced file is read with its own
+packed config and reading threshold, exactly as `Reader()` reads the bundled files (reading/reader.py's
+load_model, pointed at the given files); the routing between the two is reading/routing.py's, unchanged.
+A validation split made for a choice: `digitdet synth data/val22/MODE --train 0 --valid 300 --test 0
+--seed 22 --modes MODE=1` for each mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (the same photo sets, read the same way)
+
+
+def items_of(name: str) -> list[tuple[str, str]]:
+    if name.startswith("test:"):
+        return peers.synthetic_set(name[5:], 200)
+    if name.startswith("real:"):
+        return peers.real_set(peers.SHARED / name[5:])
+    return peers.numbered_split(Path(name), "valid")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sets", nargs="+")
+    p.add_argument("--whole", help="a packed reader in the whole-photo reader's place")
+    p.add_argument("--close", help="a packed reader in the close-up reader's place")
+    args = p.parse_args(argv)
+    import torch
+    from tqdm import tqdm
+
+    import digitdet.reading.reader as reader_module
+    from digitdet.model import packed
+
+    bundled = packed.bundled_reader_paths(0.35)
+    files = [Path(args.whole) if args.whole else bundled[0], Path(args.close) if args.close else bundled[1]]
+    reader_module.bundled_reader_path = lambda name=None: files[0]
+    reader_module.bundled_reader_paths = lambda close_frac: files if close_frac is not None else files[:1]
+    torch.set_num_threads(2)
+    reader = reader_module.Reader()
+    print(f"pair: {reader.source}; whole-photo reading threshold {reader.cfg.predict.read_thresh}")
+    total = right = 0
+    for name in args.sets:
+        items = items_of(name)
+        wrong = []
+        for path, truth in tqdm(items, desc=name, leave=False, unit="img"):
+            got = reader.read_file(path).number
+            if got != truth:
+                wrong.append(f"{Path(path).name}:{truth}->{got}")
+        total, right = total + len(items), right + len(items) - len(wrong)
+        print(f"{name}\t{len(items) - len(wrong)} / {len(items)}\t{' '.join(wrong[:40])}", flush=True)
+    print(f"all\t{right} / {total}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -59,6 +59,25 @@ def text_line(rng: np.random.Generator, font: str, size: int, text: str, col) ->
     return g
 
 
+def letter_boxes(font: str, size: int, text: str, g: Glyph) -> list[tuple[int, int, int, int]]:
+    """Plane boxes of each letter of `g`, a text_line of `text` in `font` at `size` placed at (g.x, g.y): the
+    ink in the columns from the letter's advance to the next one's (the font's own layout, as text_patch
+    drew it). Words at the number's size beside it ("8 PLACE", "FLAT 31") are where a reader takes T, L, A,
+    D or H for a digit (issue 22, val22 scene misses): each letter is a lookalike, as a number's letter is."""
+    f = sty.get_font(font, max(5, size))
+    x_ink = 1 - f.getbbox(text, anchor="ls")[0]  # text_patch's pen start in its patch
+    out = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            continue
+        x0 = max(0, int(np.floor(x_ink + f.getlength(text[:i]))))
+        x1 = min(g.ink.shape[1], int(np.ceil(x_ink + f.getlength(text[:i + 1]))))
+        b = tight_box(g.ink[:, x0:x1]) if x1 > x0 else None
+        if b is not None:
+            out.append((g.x + x0 + b[0], g.y + b[1], g.x + x0 + b[2], g.y + b[3]))
+    return out
+
+
 def plane_h(yaw: float, pitch: float, roll: float, dist: float, scale: float = 1.0) -> np.ndarray:
     """Plane -> image homography of a camera `dist` plane units in front of the plane's origin, the plane
     turned by yaw (about the vertical axis), pitch and roll (degrees); the origin maps to (0, 0) at

@@ -15,8 +15,8 @@
 
 All modes share the box rule of render: tight boxes from final-resolution masks, a digit boxed iff
 >= 50 % of its ink is inside the image (never 30-70 %), letters and text never boxed as digits (the
-number's letter and, in the crop and cut modes, cut digits, in the sign mode small-print digits, are
-boxed as lookalikes).
+number's letter and, in the crop and cut modes, cut digits, in the sign mode small-print digits, in the
+scene mode each letter of the words on the number's line ("303 PARK LANE"), are boxed as lookalikes).
 
 Mixing: `pick_mode(rng, weights)` draws the mode of an image from the image's own generator before it
 is rendered, except when only one mode has weight (then nothing is drawn, so {"crop": 1} and no modes at

@@ -21,6 +21,7 @@ from digitdet.data.synth.compose import (
     finish,
     first_draw,
     house_wall,
+    letter_boxes,
     plane_h,
     text_line,
     warped_boxes,
@@ -286,12 +287,15 @@ def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
         brush_numerals(rng, number, look.num_col, R)
     nb = union_box(number)
     extra: list[Glyph] = []
-    if rng.random() < 0.45:  # words on the number's baseline: "303 PARK LANE" (only the digits are boxed)
-        g = text_line(rng, font, st.size, words(rng, int(rng.integers(1, 3))), look.num_col)
+    letters: list[tuple[int, int, int, int]] = []
+    if rng.random() < 0.45:  # words on the number's baseline: "303 PARK LANE" (their letters are lookalikes)
+        text = words(rng, int(rng.integers(1, 3)))
+        g = text_line(rng, font, st.size, text, look.num_col)
         if g is not None:
             gap = R * rng.uniform(0.35, 0.8)
             g.x = int(round(nb[2] + gap - g.box[0])) if rng.random() < 0.75 else int(round(nb[0] - gap - g.box[2]))
             extra.append(g)
+            letters = letter_boxes(font, st.size, text, g)
     if look.plate != "none":
         extra += text_lines(rng, union_box(number + extra), R, font, look.num_col, p=0.35)
     content = union_box(number + extra)
@@ -312,4 +316,4 @@ def _scene_once(rng: np.random.Generator, strict: bool) -> Sample | None:
     back = np.empty((Hc, Wc, 3), np.float32)
     back[:] = look.wall_col
     return finish(rng, number=number, P0=P0, A0=A0, origin=origin, H=H, size=(Wc, Hc), back=back,
-                  final=(Wf, Hf), R=R, h_final=h_final, strict=strict, plane_lookalikes=windows)
+                  final=(Wf, Hf), R=R, h_final=h_final, strict=strict, plane_lookalikes=windows + letters)

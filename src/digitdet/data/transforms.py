@@ -119,6 +119,15 @@ def _bounding_boxes(boxes: Any, canvas_size: tuple[int, int]):
         ) from None
 
 
+def unit_float(image: torch.Tensor) -> torch.Tensor:
+    """An image tensor as float32 in [0, 1]: integers times 1 / their maximum (as torchvision's to_dtype
+    does), floats as float32. ToTensor's conversion, and reading.pyramid.as_float's for each view of a
+    photo kept as bytes: one function, so the two give the same bits."""
+    if image.is_floating_point():
+        return image.to(torch.float32)
+    return image.to(torch.float32).mul_(1.0 / torch.iinfo(image.dtype).max)
+
+
 class ToTensor:
     """PIL RGB -> float32 (3, H, W) in [0, 1] (integers times 1 / their maximum, as torchvision's to_dtype
     does); boxes -> float32 (N, 4). `for_augment`: as tv_tensors.Image and BoundingBoxes, which
@@ -135,12 +144,8 @@ class ToTensor:
             # bytes, the float copy is the only one (made contiguous as float, a 4 MP photo held 2 x 46 MB).
             image = pil_to_tensor(image.convert("RGB")).contiguous()
         image = torch.as_tensor(image)
-        if self.keep_bytes and image.dtype == torch.uint8:
-            pass
-        elif image.is_floating_point():
-            image = image.to(torch.float32)
-        else:
-            image = image.to(torch.float32).mul_(1.0 / torch.iinfo(image.dtype).max)
+        if not (self.keep_bytes and image.dtype == torch.uint8):
+            image = unit_float(image)
         if not self.for_augment:
             return image, {**target, "boxes": torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)}
         from torchvision import tv_tensors

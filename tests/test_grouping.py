@@ -162,3 +162,19 @@ def test_a_lowercase_letter_after_the_number_does_not_join_it_but_a_receding_dig
     assert [c.number for c in got] == ["3", "8"]
     one, two = Digit((0, 0, 12, 20), 1, 0.95), Digit((14, 2, 24, 17.5), 2, 0.9)  # 20 px, then 15.5 px
     assert [c.number for c in group_digits([one, two])] == ["12"]
+
+
+def test_a_leaning_number_is_one_line():
+    # A "29" on a plate turned ~35 degrees (a synthetic cut photo, val21 107.png): the centres are 0.49 of
+    # the mean height apart vertically, over line_tol, but 0.66 of their horizontal offset, a lean.
+    two, nine = Digit((9, 4, 35, 45), 2, 1.0), Digit((36, 27, 61, 57), 9, 0.99)
+    assert [c.number for c in group_digits([nine, two])] == ["29"]
+    assert sorted(c.number for c in group_digits([nine, two], GroupingRules(slant=0.0))) == ["2", "9"]
+
+
+def test_two_lines_of_text_do_not_become_a_leaning_one():
+    # The bottom digit sits a whole height lower, diagonally: the slope (40 px over 62) is under the lean
+    # allowed, but boxes a height apart do not overlap (slant_tol): two lines, not one number.
+    top, below = row(0, 0, 40, "12"), [Digit((88, 40, 110, 80), 7, 0.9)]
+    assert sorted(c.number for c in group_digits(top + below)) == ["12", "7"]
+    assert [c.number for c in group_digits(top + below, GroupingRules(slant_tol=1.1))] == ["127"]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou, nms
 
-from digitdet.reading.grouping import Candidate, Digit, group_digits, is_column
+from digitdet.reading.grouping import Candidate, Digit, GroupingRules, group_digits, is_column
 
 NO_NUMBER = "-1"
 # Boxes this alike are one glyph read as different digits (neighbouring digits overlap at IoU <= 0.2,
@@ -56,15 +56,18 @@ def read_candidates(
     score_thresh: float,
     dedup_iou: float,
     presence: Sequence | np.ndarray | torch.Tensor | None = None,
+    rules: GroupingRules | None = None,
 ) -> list[Candidate]:
     """Candidate numbers from the digits whose presence is >= `score_thresh`, best first (rules 1-3).
     `presence`: each box's presence when the detector already measured it (reading.pyramid does, in each
     tile before merging levels, which removes the other-class boxes it is summed from); the duplicate
-    suppression of rule 1 still runs, on the scores."""
+    suppression of rule 1 still runs, on the scores. `rules`: the grouping's, the shipped ones when None
+    (benchmarks/grouping_rules.py compares them)."""
     boxes = _as_tensor(boxes, torch.float32).reshape(-1, 4)
     labels = _as_tensor(labels, torch.int64).reshape(-1)
     return group_digits([Digit(tuple(float(v) for v in boxes[i]), int(labels[i]) - 1, p)
-                         for i, p in read_digits(boxes, scores, labels, score_thresh, dedup_iou, presence)])
+                         for i, p in read_digits(boxes, scores, labels, score_thresh, dedup_iou, presence)],
+                        rules or GroupingRules())
 
 
 def read_digits(boxes, scores, labels, score_thresh: float, dedup_iou: float, presence=None) -> list[tuple[int, float]]:

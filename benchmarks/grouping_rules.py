@@ -2,7 +2,8 @@
 disk), then every variant of reading.grouping's GroupingRules reads them. Prints number accuracy per set
 and variant, what each variant fixes and breaks against the rules as shipped, and a bound: the photos
 whose true digits are all among the digits read (left to right), i.e. what grouping and ranking could
-reach with these detections.
+reach with these detections. `--oracle`: two columns more on synthetic sets, the digits read judged by the
+truth boxes (false ones dropped; then also relabelled), the ceiling of a re-classifier of the boxes.
 
     python benchmarks/grouping_rules.py data/val21/cut data/val21/relief test:cut real:real_plaques \\
         --variant slant=slant=0.7 --variant slant5=slant=0.5,slant_tol=0.6
@@ -26,6 +27,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
 from pair_with import items_of  # noqa: E402  (the same sets, read the same way)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,11 +98,52 @@ def within_reach(det: dict, predict, truth: str) -> bool:
     return truth != "-1" and all(c in digits for c in truth)
 
 
+def truth_boxes(name: str) -> dict[str, tuple] | None:
+    """{image file: (xyxy boxes, labels 1..10)} of a synthetic set; None for a real set (numbers only)."""
+    from digitdet.data.coco import load_coco
+
+    if name.startswith("real:"):
+        return None
+    folder, split = (peers.CACHE / name[5:], "test") if name.startswith("test:") else (Path(name), "valid")
+    coco = load_coco(folder / f"{split}.json", folder / split)
+    return {str(folder / split / im["file_name"]): (coco.boxes.get(im["id"], []), coco.labels.get(im["id"], []))
+            for im in coco.images}
+
+
+def oracle_readings(det: dict, predict, boxes, labels) -> tuple[str, str]:
+    """The reading with a perfect judge of the digits read: (false ones dropped, and every kept one given its
+    true label). A box is true when it overlaps a true box at IoU >= 0.5 (the digit it matches best)."""
+    import torch
+    from torchvision.ops import box_iou
+
+    from digitdet.reading.grouping import Digit, group_digits
+    from digitdet.reading.numbers import NO_NUMBER, read_digits
+
+    kept = read_digits(det["boxes"], det["scores"], det["labels"], predict.read_thresh, predict.dedup_iou,
+                       det.get("presence"))
+    truth = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    out = []
+    for relabel in (False, True):
+        digits = []
+        for i, presence in kept:
+            iou = box_iou(det["boxes"][i][None].float(), truth)[0] if len(truth) else torch.zeros(0)
+            if len(iou) and float(iou.max()) >= 0.5:
+                label = labels[int(iou.argmax())] if relabel else int(det["labels"][i])
+                digits.append(Digit(tuple(float(v) for v in det["boxes"][i]), int(label) - 1, presence))
+        best = group_digits(digits)[:1]
+        out.append(best[0].number if best else NO_NUMBER)
+    return out[0], out[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sets", nargs="+")
     p.add_argument("--variant", action="append", default=[], help="NAME=FIELD=VALUE[,FIELD=VALUE]")
     p.add_argument("--show", type=int, default=12, help="fixed/broken photos listed per set and variant")
+    p.add_argument("--oracle", action="store_true",
+                   help="two more columns on synthetic sets: the digits read judged by the truth boxes (false ones "
+                        "dropped; and relabelled): what a perfect re-classifier of the boxes could reach (totals: "
+                        "synthetic sets only)")
     args = p.parse_args(argv)
     import torch
 
@@ -112,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     reader = Reader()
     predict = reader.cfg.predict
     print(f"pair: {reader.source}; reading threshold {predict.read_thresh}")
-    print("| set | n | " + " | ".join(name for name, _ in variants) + " | digits all read |")
-    print("|---|---:|" + "---:|" * (len(variants) + 1))
-    totals = [0] * (len(variants) + 2)
+    extra = ["false dropped", "and relabelled"] if args.oracle else []
+    print("| set | n | " + " | ".join([name for name, _ in variants] + ["digits all read", *extra]) + " |")
+    print("|---|---:|" + "---:|" * (len(variants) + 1 + len(extra)))
+    totals = [0] * (len(variants) + 2 + len(extra))
     notes = []
     for name in args.sets:
         items = items_of(name)
@@ -123,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         right = [sum(r == t for r, (_, t) in zip(rs, items)) for rs in reads]
         reach = sum(within_reach(d, predict, t) for d, (_, t) in zip(dets, items))
         row = [len(items), *right, reach]
-        totals = [a + b for a, b in zip(totals, row)]
+        if args.oracle:
+            gt = truth_boxes(name)
+            judged = [oracle_readings(d, predict, *gt[f]) for d, (f, _) in zip(dets, items)] if gt else None
+            row += [sum(j[k] == t for j, (_, t) in zip(judged, items)) for k in (0, 1)] if judged else ["-", "-"]
+        totals = [a + b if isinstance(b, int) else a for a, b in zip(totals, row)]
         print(f"| {name} | " + " | ".join(map(str, row)) + " |", flush=True)
         for (vname, _), rs in list(zip(variants, reads))[1:]:
             moved = [(Path(f).name, t, a, b) for (f, t), a, b in zip(items, reads[0], rs) if a != b]

@@ -27,8 +27,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import peers  # noqa: E402
-from pair_with import items_of  # noqa: E402  (the same sets, read the same way)
+from pair_with import items_of, synthetic_split  # noqa: E402  (the same sets, read the same way)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "data" / "detections"
@@ -38,12 +37,12 @@ def parse_variant(text: str):
     from digitdet.reading.grouping import GroupingRules
 
     name, _, spec = text.partition("=")
-    kinds = {f.name: f.type for f in fields(GroupingRules)}
+    known = [f.name for f in fields(GroupingRules)]
     values = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
-        if key not in kinds:
-            raise SystemExit(f"--variant {text}: GroupingRules has no field {key!r} (it has {', '.join(kinds)})")
+        if key not in known:
+            raise SystemExit(f"--variant {text}: GroupingRules has no field {key!r} (it has {', '.join(known)})")
         values[key] = float(value)
     return name, replace(GroupingRules(), **values)
 
@@ -67,12 +66,7 @@ def detections(reader, name: str, items: list[tuple[str, str]]) -> list[dict]:
     out = []
     for file, _ in tqdm(items, desc=name, leave=False, unit="img"):
         image, size = reader.load_image(file)
-        tensor, loaded = reader._tensor(image), image.size
-        det = reader._detect(tensor, loaded)
-        if size != loaded:
-            fx, fy = size[0] / loaded[0], size[1] / loaded[1]
-            det["boxes"] = det["boxes"] * torch.tensor([fx, fy, fx, fy])
-        out.append(det)
+        out.append(reader._detections(reader._tensor(image), image.size, size))
     CACHE.mkdir(parents=True, exist_ok=True)
     torch.save(out, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
@@ -80,11 +74,10 @@ def detections(reader, name: str, items: list[tuple[str, str]]) -> list[dict]:
 
 
 def reading(det: dict, predict, rules) -> str:
-    from digitdet.reading.numbers import NO_NUMBER, read_candidates
+    from digitdet.reading.numbers import read_number
 
-    best = read_candidates(det["boxes"], det["scores"], det["labels"], predict.read_thresh, predict.dedup_iou,
-                           det.get("presence"), rules)[:1]
-    return best[0].number if best else NO_NUMBER
+    return read_number(det["boxes"], det["scores"], det["labels"], predict.read_thresh, predict.dedup_iou,
+                       det.get("presence"), rules)
 
 
 def within_reach(det: dict, predict, truth: str) -> bool:
@@ -102,9 +95,9 @@ def truth_boxes(name: str) -> dict[str, tuple] | None:
     """{image file: (xyxy boxes, labels 1..10)} of a synthetic set; None for a real set (numbers only)."""
     from digitdet.data.coco import load_coco
 
-    if name.startswith("real:"):
+    if (where := synthetic_split(name)) is None:
         return None
-    folder, split = (peers.CACHE / name[5:], "test") if name.startswith("test:") else (Path(name), "valid")
+    folder, split = where
     coco = load_coco(folder / f"{split}.json", folder / split)
     return {str(folder / split / im["file_name"]): (coco.boxes.get(im["id"], []), coco.labels.get(im["id"], []))
             for im in coco.images}
@@ -122,15 +115,15 @@ def oracle_readings(det: dict, predict, boxes, labels) -> tuple[str, str]:
     kept = read_digits(det["boxes"], det["scores"], det["labels"], predict.read_thresh, predict.dedup_iou,
                        det.get("presence"))
     truth = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    if not kept or not len(truth):
+        return NO_NUMBER, NO_NUMBER
+    overlap, match = box_iou(det["boxes"][[i for i, _ in kept]].float(), truth).max(1)
+    true = [(i, presence, labels[int(j)]) for (i, presence), o, j in zip(kept, overlap, match) if o >= 0.5]
     out = []
     for relabel in (False, True):
-        digits = []
-        for i, presence in kept:
-            iou = box_iou(det["boxes"][i][None].float(), truth)[0] if len(truth) else torch.zeros(0)
-            if len(iou) and float(iou.max()) >= 0.5:
-                label = labels[int(iou.argmax())] if relabel else int(det["labels"][i])
-                digits.append(Digit(tuple(float(v) for v in det["boxes"][i]), int(label) - 1, presence))
-        best = group_digits(digits)[:1]
+        best = group_digits([Digit(tuple(float(v) for v in det["boxes"][i]),
+                                   int(label if relabel else det["labels"][i]) - 1, presence)
+                             for i, presence, label in true])[:1]
         out.append(best[0].number if best else NO_NUMBER)
     return out[0], out[1]
 

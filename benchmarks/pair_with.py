@@ -24,12 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (the same photo sets, read the same way)
 
 
+def synthetic_split(name: str) -> tuple[Path, str] | None:
+    """(digitdet-synth folder, split) a set's photos come from; None for a real set."""
+    if name.startswith("real:"):
+        return None
+    return (peers.CACHE / name[5:], "test") if name.startswith("test:") else (Path(name), "valid")
+
+
 def items_of(name: str) -> list[tuple[str, str]]:
-    if name.startswith("test:"):
-        return peers.synthetic_set(name[5:], 200)
     if name.startswith("real:"):
         return peers.real_set(peers.SHARED / name[5:])
-    return peers.numbered_split(Path(name), "valid")
+    if name.startswith("test:"):
+        peers.synthetic_set(name[5:], 200)  # made once, all 200
+    return peers.numbered_split(*synthetic_split(name))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,9 +117,11 @@ def read_number(
     score_thresh: float,
     dedup_iou: float,
     presence: Sequence | np.ndarray | torch.Tensor | None = None,
+    rules: GroupingRules | None = None,
 ) -> str:
-    """The number shown, e.g. "117", or "-1" when no digit's presence is >= `score_thresh`."""
-    candidates = read_candidates(boxes, scores, labels, score_thresh, dedup_iou, presence)
+    """The number shown, e.g. "117", or "-1" when no digit's presence is >= `score_thresh` (arguments as
+    read_candidates)."""
+    candidates = read_candidates(boxes, scores, labels, score_thresh, dedup_iou, presence, rules)
     return candidates[0].number if candidates else NO_NUMBER
 
 

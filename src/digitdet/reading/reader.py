@@ -111,6 +111,16 @@ class Reader:
             out["presence"] = det["presence"].float().cpu()
         return out
 
+    def _detections(self, tensor: torch.Tensor, size: tuple[int, int],
+                    original_size: tuple[int, int] | None) -> dict[str, torch.Tensor]:
+        """_detect's detections, boxes in the pixels of `original_size` (the file's, when it was downscaled
+        on load to `size`) -- what a reading is read from (benchmarks/grouping_rules.py memoises them)."""
+        det = self._detect(tensor, size)
+        if original_size is not None and original_size != size:
+            fx, fy = original_size[0] / size[0], original_size[1] / size[1]
+            det["boxes"] = det["boxes"] * torch.tensor([fx, fy, fx, fy])
+        return det
+
     def read_image(self, image, name: str = "<image>", original_size: tuple[int, int] | None = None) -> Reading:
         """Read one PIL RGB image. `original_size` (width, height): the file's size when `image` was
         downscaled on load; boxes are then mapped back to it."""
@@ -124,10 +134,7 @@ class Reader:
         """read_image's work on the image of `size` (width, height) as self.transforms made it."""
         from digitdet.reading import numbers
 
-        det = self._detect(tensor, size)
-        if original_size is not None and original_size != size:
-            fx, fy = original_size[0] / size[0], original_size[1] / size[1]
-            det["boxes"] = det["boxes"] * torch.tensor([fx, fy, fx, fy])
+        det = self._detections(tensor, size, original_size)
         p = self.cfg.predict
         candidates = numbers.read_candidates(det["boxes"], det["scores"], det["labels"], p.read_thresh,
                                              p.dedup_iou, det.get("presence"))

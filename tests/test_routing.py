@@ -134,3 +134,51 @@ def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone()
     assert type(alone.detector).__name__ == "CascadeDetector" and alone.source == f"bundled:{BUNDLED_READER}"
     _, one = load_model(overrides=("predict.read_thresh=0.5",))
     assert one.close_cfg.predict.read_thresh == 0.5  # a threshold the user sets holds for both readers
+
+
+class Reads(torch.nn.Module):
+    """A close-up reader stand-in at one scale: the digits `number` side by side at `score` each."""
+
+    def __init__(self, number: str, score: float = 0.9):
+        super().__init__()
+        self.number, self.score = number, score
+
+    def forward(self, images):
+        n = len(self.number)
+        det = {"boxes": torch.tensor([[10.0 + 25 * i, 10, 30 + 25 * i, 60] for i in range(n)]).reshape(-1, 4),
+               "scores": torch.full((n,), self.score), "labels": torch.tensor([int(c) + 1 for c in self.number],
+                                                                             dtype=torch.int64)}
+        return [det for _ in images]
+
+
+def routed_read(own, *others):
+    image = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 90))  # a close-up: 80 px of 100
+    det = RoutedDetector(whole_reader(), own, S, tuple(others))([image])[0]
+    assert det["reader"] == "close"
+    return numbers.read_number(det["boxes"], det["scores"], det["labels"], 0.98, 0.3, det["presence"])
+
+
+def test_the_close_up_readings_at_its_scales_vote_by_summed_confidence():
+    """The reader's own scale invents a cut digit ("55" at 0.95) that the other two scales leave ("5" at
+    0.9 twice: 1.8 of confidence against 0.95); one other scale alone (0.9) does not outvote it, nor does
+    an equal one (a tie keeps the own scale's); a scale that reads nothing does not vote; no scale reading
+    anything gives the own scale's detections. Mutations: return the first view (the "5" is lost); count
+    votes without confidence, or a tie going to the later view (the "33" case reads 88)."""
+    assert routed_read(Reads("55", 0.95), Reads("5"), Reads("5")) == "5"
+    assert routed_read(Reads("55", 0.95), Reads("5"), Reads("")) == "55"
+    assert routed_read(Reads("33", 0.95), Reads("88", 0.95), Reads("")) == "33"
+    assert routed_read(Reads("33", 0.86), Reads("88", 0.99)) == "88"  # the surer wins where one reads each
+    assert routed_read(Reads(""), Reads("")) == "-1"
+    assert routed_read(Reads("7")) == "7"  # no other scales: the reader alone
+
+
+def test_the_bundled_close_up_reader_votes_at_its_training_scales_with_the_cascade_only():
+    """Reader() reads close-ups at the close-up reader's model.min_size (72, 80 and its own 88 px, the long
+    side in proportion to 320); predict.close_vote=false, or the pyramid scan, reads at its own scale
+    alone. Mutation: vote_configs returning no views (or ignoring close_vote)."""
+    from digitdet.reading.reader import Reader
+
+    views = Reader().detector.close_views
+    assert [(v.settings.read_short, v.settings.read_max) for v in views] == [(72, 262), (80, 291)]
+    assert len(Reader(overrides=("predict.close_vote=false",)).detector.close_views) == 0
+    assert len(Reader(scan="pyramid").detector.close_views) == 0

@@ -123,6 +123,7 @@ class PredictConfig:
     scan: str = "cascade"
     # The bundled reader's close-up reader reads a photo whose number is >= this fraction of its height
     close_frac: float | None = 0.35  # (reading/routing.py); null: the first reader alone (as a checkpoint)
+    close_vote: bool = True  # the close-up reader reads at each of its training scales; the readings vote
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the

@@ -117,13 +117,12 @@ class PredictConfig:
     score_thresh: float = 0.05  # detections kept for pred.json / COCO mAP
     read_thresh: float = 0.65  # detections used to read the number (tuned on validation after training)
     dedup_iou: float = 0.5  # class-agnostic duplicate suppression before reading ("117 -> 1117")
-    # Whole-photo detection, used by eval, predict, read and serve (reading.scan): "cascade" finds number
-    # regions in one pass and reads each at the model's scale (reading/cascade.py); "pyramid" runs the model
-    # over scales and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops).
-    scan: str = "cascade"
-    # The bundled reader's close-up reader reads a photo whose number is >= this fraction of its height
-    close_frac: float | None = 0.35  # (reading/routing.py); null: the first reader alone (as a checkpoint)
-    close_vote: bool = True  # the close-up reader reads at each of its training scales; the readings vote
+    # Whole-photo detection for eval, predict, read and serve (reading.scan): "cascade" finds number regions in
+    # one pass and reads each at the model's scale (reading/cascade.py); "pyramid" runs the model over scales
+    scan: str = "cascade"  # and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops)
+    # The bundled reader's close-up reader (reading/routing.py) reads a photo whose number is >= close_frac of
+    close_frac: float | None = 0.35  # its height (null: the first reader alone, as a checkpoint), at each
+    close_vote: bool = True  # of its training scales with close_vote, the readings voting
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the

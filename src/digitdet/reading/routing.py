@@ -155,7 +155,7 @@ def routed(pair: ReaderPair, cfg, for_inference) -> RoutedDetector:
 
 def vote_configs(close_cfg, cfg) -> list:
     """The close-up reader's configs at its other training scales (the vote's views, its own scale is the
-    last of model.min_size): the short side each, the long side in proportion. None without
+    last of model.min_size): the short side each, the long side in proportion. An empty list without
     predict.close_vote, or with another scan than the cascade (the pyramid has scales of its own)."""
     m = close_cfg.model
     scales = list(m.min_size) if isinstance(m.min_size, (list, tuple)) else []

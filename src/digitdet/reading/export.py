@@ -191,9 +191,9 @@ def _add_metadata(path: Path, cfg: Config) -> None:
 def quantize_onnx(src: str | Path, dst: str | Path) -> None:
     """Dynamic int8 quantization of MatMul/Gemm weights (the box head's two fully connected layers, which
     do most of the detection head's work); convolutions stay float32. Weights in 7 bits (reduce_range): on a
-    CPU with AVX2 but no VNNI (many laptops, AMD EPYC before Zen 4) ONNX Runtime's uint8 x int8 kernels
-    saturate with 8-bit weights, and the int8 model read 1 of 3 test images as float32 did (2026-12-05, AMD
-    EPYC; tests/test_export.py); with 7 bits, 2 or 3 of 3 on that host and the Intel one."""
+    CPU with AVX2 but no VNNI, ONNX Runtime's uint8 x int8 kernels saturate with 8-bit weights, and there
+    the int8 model read 1 of 3 test images as float32 did (2026-12-05, AMD EPYC; tests/test_export.py),
+    which 7-bit weights put right."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:

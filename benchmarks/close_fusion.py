@@ -1,0 +1,203 @@
+"""How the bundled pair's two readers could be combined on close-ups, measured offline: every image of the
+given sets is read once by the whole-photo reader and, where the routing sends it on (a close-up), by the
+close-up reader at each of its voting scales; those detections are cached, and each combination rule below
+reads its number from them. The rule "shipped" is reading/routing.py's (the close-up reader's vote decides a
+close-up), so its counts must equal benchmarks/pair_with.py's on the same sets.
+
+    python benchmarks/close_fusion.py data/val21/crop data/val21/relief ...   # sets as pair_with.py takes them
+
+Prints, per set and rule, the number of images read right, and the images where a rule and "shipped" differ.
+Write the rule for choosing before running it (weights/MODEL.md keeps each rule with its figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pair_with import items_of  # noqa: E402  (the same sets, read the same way)
+
+
+def best_number(det: dict, s) -> tuple[str | None, float]:
+    from digitdet.reading.numbers import read_candidates
+
+    best = read_candidates(det["boxes"], det["scores"], det["labels"], s.whole_thresh, s.dedup_iou,
+                           det.get("presence"))[:1]
+    return (best[0].number, best[0].confidence) if best else (None, 0.0)
+
+
+def shipped(rec: dict, s) -> str | None:
+    from digitdet.reading.routing import vote
+
+    if rec["views"] is None:
+        return best_number(rec["whole"], s)[0]
+    return best_number(vote(rec["views"], s), s)[0]
+
+
+def extend(rec: dict, s) -> str | None:
+    """shipped, but on a close-up the whole-photo reader's number wins when it holds the close-up reader's
+    as a run of its digits and has more: the close-up reader dropped a digit the other read at its threshold."""
+    got = shipped(rec, s)
+    if rec["views"] is None:
+        return got
+    whole = best_number(rec["whole"], s)[0]
+    if whole is not None and got is not None and len(whole) > len(got) and got in whole:
+        return whole
+    return got
+
+
+def joins(rec: dict, s) -> str | None:
+    """shipped, but on a close-up the whole-photo reader's detections vote beside the close-up reader's views
+    (last: a tie still goes to the close-up reader's own scale)."""
+    from digitdet.reading.routing import vote
+
+    if rec["views"] is None:
+        return shipped(rec, s)
+    whole = dict(rec["whole"])
+    if "presence" not in whole:
+        whole["presence"] = whole["scores"]
+    return best_number(vote([*rec["views"], whole], s), s)[0]
+
+
+def whole_view(rec: dict, s) -> str | None:
+    """shipped, but on a close-up each of the close-up reader's scales reads the whole image at that scale
+    only (the cascade's last view), not first the regions its finder proposes: a region padded around a
+    partly found number can cut off a digit beside it."""
+    from digitdet.reading.routing import vote
+
+    if rec["views"] is None:
+        return shipped(rec, s)
+    return best_number(vote(rec["full"], s), s)[0]
+
+
+def wide_pad(rec: dict, s) -> str | None:
+    """shipped, but the close-up reader's cascade pads its finder's regions by WIDE_PAD of their height left
+    and right (0.8 in the cascade's settings): a neighbour digit the finder missed is then whole in the view."""
+    from digitdet.reading.routing import vote
+
+    if rec["views"] is None:
+        return shipped(rec, s)
+    return best_number(vote(rec["wide"], s), s)[0]
+
+
+def longer_whole(rec: dict, s) -> str | None:
+    """shipped, but at each close-up scale the whole-image view's detections replace the cascade's when they
+    read a longer number holding the cascade's as a run of digits (a finder region cut a digit off)."""
+    from digitdet.reading.routing import vote
+
+    if rec["views"] is None:
+        return shipped(rec, s)
+    views = []
+    for cascade, full in zip(rec["views"], rec["full"]):
+        a, b = best_number(cascade, s)[0], best_number(full, s)[0]
+        views.append(full if a is not None and b is not None and len(b) > len(a) and a in b else cascade)
+    return best_number(vote(views, s), s)[0]
+
+
+WIDE_PAD = 1.2
+RULES = {"shipped": shipped, "extend": extend, "joins": joins, "whole-view": whole_view, "wide-pad": wide_pad,
+         "longer-whole": longer_whole}
+
+
+def wide_pad_views(det, tensor) -> list[dict]:
+    """The close-up reader's scales, their cascades padding regions by WIDE_PAD (each detector put back)."""
+    from dataclasses import replace
+
+    out = []
+    for c in (det.close, *det.close_views):
+        kept = c.settings
+        c.settings = replace(kept, pad_x=WIDE_PAD)
+        try:
+            out.append(det._close_reading(c, tensor))
+        finally:
+            c.settings = kept
+    return out
+
+
+def full_image_views(det, tensor, s) -> list[dict]:
+    """The close-up reader at each of its scales on the whole image only, scores on the whole-photo scale."""
+    import torch
+
+    from digitdet.reading.cascade import read_scale
+    from digitdet.reading.numbers import presence_scores
+    from digitdet.reading.pyramid import _resize
+    from digitdet.reading.routing import to_whole_scale
+
+    out = []
+    h, w = tensor.shape[-2:]
+    for c in (det.close, *det.close_views):
+        view = _resize(tensor, read_scale(h, w, c.settings))
+        d = c.views.run([view])[0]
+        presence = presence_scores(d["boxes"].float(), d["scores"].float(), d["labels"], c.settings.dedup_iou)
+        sx, sy = view.shape[-1] / w, view.shape[-2] / h
+        out.append({"boxes": d["boxes"] / torch.tensor([sx, sy, sx, sy]), "labels": d["labels"],
+                    "scores": to_whole_scale(d["scores"], s.close_thresh, s.whole_thresh),
+                    "presence": to_whole_scale(presence, s.close_thresh, s.whole_thresh)})
+    return out
+
+
+def detections(reader, path: str, rules: list[str]) -> dict:
+    """One image's cached detections: the whole-photo reader's, and on a close-up the close-up reader's at
+    each voting scale through its cascade ("views"), on the whole image only ("full") and with wide pads
+    ("wide"), each only when a rule asks for it."""
+    import torch
+
+    from digitdet.reading.routing import close_up_height
+
+    det, s = reader.detector, reader.detector.settings
+    image, _ = reader.load_image(path)
+    tensor = reader._tensor(image)
+    rec = {"whole": None, "views": None, "full": None, "wide": None}
+    with torch.inference_mode():
+        rec["whole"] = det.whole([tensor])[0]
+        if close_up_height(rec["whole"], s) < s.close_frac * tensor.shape[-2]:
+            return rec
+        rec["views"] = [det._close_reading(d, tensor) for d in (det.close, *det.close_views)]
+        if {"whole-view", "longer-whole"} & set(rules):
+            rec["full"] = full_image_views(det, tensor, s)
+        if "wide-pad" in rules:
+            rec["wide"] = wide_pad_views(det, tensor)
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sets", nargs="+")
+    p.add_argument("--rules", default=",".join(RULES), help="comma-separated, of: " + ", ".join(RULES))
+    args = p.parse_args(argv)
+    import torch
+    from tqdm import tqdm
+
+    from digitdet.reading.reader import Reader
+
+    torch.set_num_threads(2)
+    reader = Reader()
+    s = reader.detector.settings
+    rules = args.rules.split(",")
+    totals = dict.fromkeys(rules, 0)
+    n_all = 0
+    for name in args.sets:
+        items = items_of(name)
+        right = dict.fromkeys(rules, 0)
+        differ: dict[str, list[str]] = {r: [] for r in rules}
+        for path, truth in tqdm(items, desc=name, leave=False, unit="img"):
+            rec = detections(reader, path, rules)
+            base = shipped(rec, s)
+            for r in rules:
+                got = RULES[r](rec, s)
+                right[r] += got == truth
+                if got != base:
+                    differ[r].append(f"{Path(path).name}:{truth}:{base}->{got}")
+        n_all += len(items)
+        for r in rules:
+            totals[r] += right[r]
+            print(f"{name}\t{r}\t{right[r]} / {len(items)}\t{' '.join(differ[r][:30])}", flush=True)
+    for r in rules:
+        print(f"all\t{r}\t{totals[r]} / {n_all}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

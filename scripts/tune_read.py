@@ -3,10 +3,11 @@ reading rules tuned on the validation split would pick (what `train.finish` stor
 
     python scripts/tune_read.py --data data/synth [--checkpoint runs/demo/best.pt] [--splits valid test]
 
-No checkpoint: the bundled reader. Detections are made once per split (the whole-photo pyramid unless
---single-scale, as `digitdet read`/`eval` run) and read at every threshold, so a change of the reading
-rules (numbers, grouping, pyramid merge) is measured before and after on the same model and data. The
-threshold is tuned on the first split only (valid: never tune on test or on the real photo sets).
+No checkpoint: the bundled reader. Detections are made once per split (through the config's predict.scan,
+the cascade by default, as `digitdet read`/`eval` run, or with --single-scale at the model's own scale) and
+read at every threshold, so a change of the reading rules (numbers, grouping, pyramid merge) is measured
+before and after on the same model and data. The threshold is tuned on the first split only (valid: never
+tune on test or on the real photo sets).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="a dataset in the course layout with SPLIT.json files")
     p.add_argument("--checkpoint", help="default: the bundled reader")
     p.add_argument("--splits", nargs="+", default=["valid", "test"], help="the first one is tuned on")
-    p.add_argument("--single-scale", action="store_true", help="the model's own scale only (no pyramid)")
+    p.add_argument("--single-scale", action="store_true", help="the model's own scale only (predict.scan=single)")
     p.add_argument("overrides", nargs="*", metavar="section.key=value")
     args = p.parse_args(argv)
     import torch
@@ -32,11 +33,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg, model = load_model(args.checkpoint, tuple(args.overrides))
     if args.single_scale:
-        cfg = replace(cfg, predict=replace(cfg.predict, pyramid=False))
+        cfg = replace(cfg, predict=replace(cfg.predict, scan="single"))
     stored, dedup = cfg.predict.read_thresh, cfg.predict.dedup_iou
     tuned = None
     print(f"model {args.checkpoint or 'bundled reader'}, stored reading threshold {stored:.2f}, "
-          f"{'single scale' if args.single_scale else 'pyramid'}")
+          f"scan {cfg.predict.scan}")
     print("| split | images | mAP | number accuracy at stored | tuned threshold | number accuracy at tuned |")
     print("|---|---:|---:|---:|---:|---:|")
     for split in args.splits:

@@ -61,25 +61,26 @@ def joins(rec: dict, s) -> str | None:
     return best_number(vote([*rec["views"], whole], s), s)[0]
 
 
-def whole_view(rec: dict, s) -> str | None:
-    """shipped, but on a close-up each of the close-up reader's scales reads the whole image at that scale
-    only (the cascade's last view), not first the regions its finder proposes: a region padded around a
-    partly found number can cut off a digit beside it."""
+def voted(rec: dict, s, key: str) -> str | None:
+    """shipped, but on a close-up the vote is over the close-up views cached under `key`."""
     from digitdet.reading.routing import vote
 
     if rec["views"] is None:
         return shipped(rec, s)
-    return best_number(vote(rec["full"], s), s)[0]
+    return best_number(vote(rec[key], s), s)[0]
+
+
+def whole_view(rec: dict, s) -> str | None:
+    """shipped, but on a close-up each of the close-up reader's scales reads the whole image at that scale
+    only (the cascade's last view), not first the regions its finder proposes: a region padded around a
+    partly found number can cut off a digit beside it."""
+    return voted(rec, s, "full")
 
 
 def wide_pad(rec: dict, s) -> str | None:
     """shipped, but the close-up reader's cascade pads its finder's regions by WIDE_PAD of their height left
     and right (0.8 in the cascade's settings): a neighbour digit the finder missed is then whole in the view."""
-    from digitdet.reading.routing import vote
-
-    if rec["views"] is None:
-        return shipped(rec, s)
-    return best_number(vote(rec["wide"], s), s)[0]
+    return voted(rec, s, "wide")
 
 
 def longer_whole(rec: dict, s) -> str | None:
@@ -101,40 +102,20 @@ RULES = {"shipped": shipped, "extend": extend, "joins": joins, "whole-view": who
          "longer-whole": longer_whole}
 
 
-def wide_pad_views(det, tensor) -> list[dict]:
-    """The close-up reader's scales, their cascades padding regions by WIDE_PAD (each detector put back)."""
+def close_views_with(det, tensor, **changes) -> list[dict]:
+    """The close-up reader's views (routing's _close_reading at each voting scale) with its cascades'
+    settings changed for the call (each detector put back): regions=0 reads the whole image only,
+    pad_x=WIDE_PAD pads the finder's regions wider."""
     from dataclasses import replace
 
     out = []
     for c in (det.close, *det.close_views):
         kept = c.settings
-        c.settings = replace(kept, pad_x=WIDE_PAD)
+        c.settings = replace(kept, **changes)
         try:
             out.append(det._close_reading(c, tensor))
         finally:
             c.settings = kept
-    return out
-
-
-def full_image_views(det, tensor, s) -> list[dict]:
-    """The close-up reader at each of its scales on the whole image only, scores on the whole-photo scale."""
-    import torch
-
-    from digitdet.reading.cascade import read_scale
-    from digitdet.reading.numbers import presence_scores
-    from digitdet.reading.pyramid import _resize
-    from digitdet.reading.routing import to_whole_scale
-
-    out = []
-    h, w = tensor.shape[-2:]
-    for c in (det.close, *det.close_views):
-        view = _resize(tensor, read_scale(h, w, c.settings))
-        d = c.views.run([view])[0]
-        presence = presence_scores(d["boxes"].float(), d["scores"].float(), d["labels"], c.settings.dedup_iou)
-        sx, sy = view.shape[-1] / w, view.shape[-2] / h
-        out.append({"boxes": d["boxes"] / torch.tensor([sx, sy, sx, sy]), "labels": d["labels"],
-                    "scores": to_whole_scale(d["scores"], s.close_thresh, s.whole_thresh),
-                    "presence": to_whole_scale(presence, s.close_thresh, s.whole_thresh)})
     return out
 
 
@@ -156,9 +137,9 @@ def detections(reader, path: str, rules: list[str]) -> dict:
             return rec
         rec["views"] = [det._close_reading(d, tensor) for d in (det.close, *det.close_views)]
         if {"whole-view", "longer-whole"} & set(rules):
-            rec["full"] = full_image_views(det, tensor, s)
+            rec["full"] = close_views_with(det, tensor, regions=0)
         if "wide-pad" in rules:
-            rec["wide"] = wide_pad_views(det, tensor)
+            rec["wide"] = close_views_with(det, tensor, pad_x=WIDE_PAD)
     return rec
 
 

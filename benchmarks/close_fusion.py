@@ -7,6 +7,9 @@ close-up), so its counts must equal benchmarks/pair_with.py's on the same sets.
     python benchmarks/close_fusion.py data/val21/crop data/val21/relief ...   # sets as pair_with.py takes them
 
 Prints, per set and rule, the number of images read right, and the images where a rule and "shipped" differ.
+`--oracle` also prints the ceiling of every rule over these readings: the images where at least one cached
+reading (the whole-photo reader's, each voting scale's, and the whole-image and wide-pad views) is right,
+and the images no reading gets right with what each read -- what no combination of them can fix.
 Write the rule for choosing before running it (weights/MODEL.md keeps each rule with its figures).
 """
 
@@ -119,6 +122,12 @@ def close_views_with(det, tensor, **changes) -> list[dict]:
     return out
 
 
+def readings(rec: dict, s) -> set[str | None]:
+    """Every number the cached detections read: the ceiling any rule reading from them can reach."""
+    dets = [rec["whole"]] + [d for key in ("views", "full", "wide") for d in rec[key] or []]
+    return {best_number(d, s)[0] for d in dets}
+
+
 def detections(reader, path: str, rules: list[str]) -> dict:
     """One image's cached detections: the whole-photo reader's, and on a close-up the close-up reader's at
     each voting scale through its cascade ("views"), on the whole image only ("full") and with wide pads
@@ -147,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sets", nargs="+")
     p.add_argument("--rules", default=",".join(RULES), help="comma-separated, of: " + ", ".join(RULES))
+    p.add_argument("--oracle", action="store_true",
+                   help="also the images some reading gets right (computes the whole-image and wide-pad views)")
     args = p.parse_args(argv)
     import torch
     from tqdm import tqdm
@@ -157,15 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     reader = Reader()
     s = reader.detector.settings
     rules = args.rules.split(",")
-    totals = dict.fromkeys(rules, 0)
+    cached = rules + ["whole-view", "wide-pad"] if args.oracle else rules
+    totals = dict.fromkeys(rules + ["oracle"] * args.oracle, 0)
     n_all = 0
     for name in args.sets:
         items = items_of(name)
         right = dict.fromkeys(rules, 0)
         differ: dict[str, list[str]] = {r: [] for r in rules}
+        never: list[str] = []
         for path, truth in tqdm(items, desc=name, leave=False, unit="img"):
-            rec = detections(reader, path, rules)
+            rec = detections(reader, path, cached)
             base = shipped(rec, s)
+            if args.oracle:
+                read = readings(rec, s)
+                right["oracle"] = right.get("oracle", 0) + (truth in read)
+                if truth not in read:
+                    never.append(f"{Path(path).name}:{truth}:{'/'.join(sorted(map(str, read)))}")
             for r in rules:
                 got = RULES[r](rec, s)
                 right[r] += got == truth
@@ -175,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in rules:
             totals[r] += right[r]
             print(f"{name}\t{r}\t{right[r]} / {len(items)}\t{' '.join(differ[r][:30])}", flush=True)
-    for r in rules:
+        if args.oracle:
+            totals["oracle"] += right["oracle"]
+            print(f"{name}\toracle\t{right['oracle']} / {len(items)}\tnever read: {' '.join(never[:30])}", flush=True)
+    for r in totals:
         print(f"all\t{r}\t{totals[r]} / {n_all}")
     return 0
 

@@ -7,7 +7,8 @@ accuracy per split and the images it misread, for choosing a new whole-photo or 
     python benchmarks/pair_with.py data/val21/scene test:scene real:real_plaques   # the shipped pair
 
 A set is a `digitdet synth` folder (its valid split), `test:MODE` (benchmarks/peers.py's test split of a
-mode) or `real:NAME` (a folder of ../shared with numbers.csv). The replaced file is read with its own
+mode) or `real:NAME` (a folder of ../shared with numbers.csv, or by its path any folder like it:
+benchmarks/real_crops.py makes some). The replaced file is read with its own
 packed config and reading threshold, exactly as `Reader()` reads the bundled files (reading/reader.py's
 load_model, pointed at the given files); the routing between the two is reading/routing.py's, unchanged.
 A validation split made for a choice: `digitdet synth data/val22/MODE --train 0 --valid 300 --test 0
@@ -32,8 +33,8 @@ def synthetic_split(name: str) -> tuple[Path, str] | None:
 
 
 def items_of(name: str) -> list[tuple[str, str]]:
-    if name.startswith("real:"):
-        return peers.real_set(peers.SHARED / name[5:])
+    if name.startswith("real:"):  # a ../shared set by name, or a folder like it by path
+        return peers.real_set(peers.photo_folder(name[5:]) or peers.SHARED / name[5:])
     if name.startswith("test:"):
         peers.synthetic_set(name[5:], 200)  # made once, all 200
     return peers.numbered_split(*synthetic_split(name))

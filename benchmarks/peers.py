@@ -75,6 +75,14 @@ def real_set(folder: Path) -> list[tuple[str, str]]:
     return [(str(files[i]), n) for i, n in sorted(truth.items()) if i in files]
 
 
+def photo_folder(name: str) -> Path | None:
+    """The folder of photos with numbers.csv a set name means: ../shared's real sets by name, or any such
+    folder by path (benchmarks/real_crops.py makes some); None for a synthetic mode."""
+    if name in REAL:
+        return SHARED / name
+    return Path(name) if (Path(name) / "numbers.csv").is_file() else None
+
+
 def synthetic_set(mode: str, n: int) -> list[tuple[str, str]]:
     """The first n images of mode's synthetic test split (made once, 200 images, seed 7) with their numbers."""
     folder = CACHE / mode
@@ -242,7 +250,8 @@ def write_readme(text: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sets", help=f"comma-separated (default: {', '.join(REAL)} and every synthetic mode)")
+    p.add_argument("--sets", help=f"comma-separated (default: {', '.join(REAL)} and every synthetic mode; "
+                   "a folder with images/ and numbers.csv by its path)")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ", ".join(SYSTEMS))
     p.add_argument("--n", type=int, default=200, help="images per synthetic set (at most 200)")
     p.add_argument("--write-readme", action="store_true", help="write the table between the markers in README.md")
@@ -265,12 +274,12 @@ def main(argv=None) -> int:
             systems.remove(name)
     results: dict[str, dict[str, dict]] = {}
     for s in sets:
-        items = real_set(SHARED / s) if s in REAL else synthetic_set(s, args.n)
+        items = real_set(photo_folder(s)) if photo_folder(s) else synthetic_set(s, args.n)
         results[s] = {}
         for name in systems:
             print(f"peers: {name} on {s} ({len(items)} photos) ...", file=sys.stderr, flush=True)
             results[s][name] = r = run_system(name, items, args.digitdet_args, args.checkpoint)
-            if s in REAL and r["wrong"]:
+            if photo_folder(s) and r["wrong"]:
                 print(f"peers:   wrong: {' '.join(r['wrong'])}", file=sys.stderr)
     text = table(results, sets, args.checkpoint)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     n_all = 0
     for name in args.sets:
         items = items_of(name)
-        right = dict.fromkeys(rules, 0)
+        right = dict.fromkeys(totals, 0)
         differ: dict[str, list[str]] = {r: [] for r in rules}
         never: list[str] = []
         for path, truth in tqdm(items, desc=name, leave=False, unit="img"):
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             base = shipped(rec, s)
             if args.oracle:
                 read = readings(rec, s)
-                right["oracle"] = right.get("oracle", 0) + (truth in read)
+                right["oracle"] += truth in read
                 if truth not in read:
                     never.append(f"{Path(path).name}:{truth}:{'/'.join(sorted(map(str, read)))}")
             for r in rules:

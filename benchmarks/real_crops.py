@@ -1,6 +1,6 @@
-"""Real tight crops made from a real photo set: the appearance of real house numbers (3D, brushed metal, worn
-paint) in the framings users send and the generator's tight and cut modes imitate, for a development set
-closer to those than the synthetic ones.
+"""Real tight crops made from a real photo set: real house numbers' appearance (real_plaques: painted,
+cast and cut-out plaques) in the framings users send and the generator's tight and cut modes imitate, for a
+development set closer to those than the synthetic ones.
 
     python benchmarks/real_crops.py ../shared/real_plaques data/real-crops
     python benchmarks/peers.py --sets data/real-crops/cut-left,data/real-crops/square --systems digitdet,rapidocr

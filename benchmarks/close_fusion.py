@@ -127,7 +127,7 @@ def edge(rec: dict, s) -> str | None:
             beyond = box[2] < (rx0 + rx1) / 2 if side == "left" else box[0] > (rx0 + rx1) / 2
             level = min(box[3], ry1) - max(box[1], ry0) >= 0.5 * (ry1 - ry0)
             if at_border and beyond and level and score > sides.get(side, (0.0, 0))[0]:
-                sides[side] = (score, (int(label) - 1) % 10)
+                sides[side] = (score, int(label) - 1)  # labels 1..10 are digits 0..9
     left = str(sides["left"][1]) if "left" in sides else ""
     right = str(sides["right"][1]) if "right" in sides else ""
     return left + best[0].number + right

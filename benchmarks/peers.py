@@ -274,12 +274,13 @@ def main(argv=None) -> int:
             systems.remove(name)
     results: dict[str, dict[str, dict]] = {}
     for s in sets:
-        items = real_set(photo_folder(s)) if photo_folder(s) else synthetic_set(s, args.n)
+        folder = photo_folder(s)
+        items = real_set(folder) if folder else synthetic_set(s, args.n)
         results[s] = {}
         for name in systems:
             print(f"peers: {name} on {s} ({len(items)} photos) ...", file=sys.stderr, flush=True)
             results[s][name] = r = run_system(name, items, args.digitdet_args, args.checkpoint)
-            if photo_folder(s) and r["wrong"]:
+            if folder and r["wrong"]:
                 print(f"peers:   wrong: {' '.join(r['wrong'])}", file=sys.stderr)
     text = table(results, sets, args.checkpoint)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)

@@ -67,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         for v in VARIANTS:
             (out / v / "images").mkdir(parents=True)
         for path, truth in peers.real_set(Path(args.folder)):
-            reading = reader.read_file(path)
+            # Loaded once and read as loaded: boxes in the pixels of the image the crops are cut from (a photo
+            # over the reader's load budget is downscaled on load; read_file would give the file's pixels).
+            image, _ = reader.load_image(path)
+            reading = reader.read_image(image, path)
             best = reading.candidates[0] if reading.candidates else None
             if best is None or best.number != truth or best.vertical:
                 skipped.append(f"{Path(path).name} (read {reading.number})")
                 continue
-            image, _ = reader.load_image(path)
             digits = sorted(best.digits, key=lambda d: d.box[0])
             i = int(Path(path).stem)
             for v, b in crop_boxes(best.box, digits[0].box, digits[-1].box, image.size, args.cut).items():

@@ -15,7 +15,10 @@ box annotations exist) gives one image in each variant folder (images/N.jpg + nu
   0.72-0.95 of a counted digit's ink and never comes near the 50 % its box rule draws the line at; at 0.4 a
   digit with its ink on the cut side (4, 3, 9, 7 cut on the right) is near or under half, where neither the
   truth nor a person is sure;
-- square: tight, resized to a square (a crop stretched by an app or a dataset's loader).
+- square: tight, resized to a square (a crop stretched by an app or a dataset's loader);
+- turn-ccw / turn-cw: the photo turned by `--turn` (TURN) degrees about the number's centre, counter-clockwise /
+  clockwise, and cut to the box holding the turned tight box (a plaque hung askew, a phone held at an angle;
+  the generator turns numbers up to about 35 degrees). Corners from outside the photo take its mean colour.
 
 A development set, like the photos it comes from: measure on it, never tune on it image by image. The
 crops are only as good as the reader's boxes, and only photos it already reads are used: it measures the
@@ -33,7 +36,8 @@ import peers  # noqa: E402  (the photo sets, read as peers.py reads them)
 
 PAD = 0.06
 CUT = 0.2
-VARIANTS = ("tight", "cut-left", "cut-right", "square")
+TURN = 20.0
+VARIANTS = ("tight", "cut-left", "cut-right", "square", "turn-ccw", "turn-cw")
 
 
 def crop_boxes(box, first, last, size, cut: float = CUT) -> dict[str, tuple[int, int, int, int]]:
@@ -49,13 +53,28 @@ def crop_boxes(box, first, last, size, cut: float = CUT) -> dict[str, tuple[int,
     return {k: tuple(round(v) for v in b) for k, b in out.items()}
 
 
+def turned_box(box, degrees: float, size) -> tuple[int, int, int, int]:
+    """The box (left, top, right, bottom; inside the image of `size`) holding xyxy `box` after the image is
+    turned `degrees` about the box's centre (PIL's Image.rotate with center=; either way round: a box
+    turned about its centre needs the same room both ways)."""
+    import math
+
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    c, s = abs(math.cos(math.radians(degrees))), abs(math.sin(math.radians(degrees)))
+    half_w, half_h = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+    dx, dy = half_w * c + half_h * s, half_w * s + half_h * c
+    return (round(max(0.0, cx - dx)), round(max(0.0, cy - dy)), round(min(size[0], cx + dx)),
+            round(min(size[1], cy + dy)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folder", help="a folder with images/ and numbers.csv (e.g. ../shared/real_plaques)")
     p.add_argument("out", help="the variant folders are made in it")
     p.add_argument("--cut", type=float, default=CUT, help="the share of the outer digit's box width cut off")
+    p.add_argument("--turn", type=float, default=TURN, help="degrees the turn-ccw and turn-cw variants are turned")
     args = p.parse_args(argv)
-    from PIL import Image
+    from PIL import Image, ImageStat
 
     from digitdet.io import atomic_dir, write_text
     from digitdet.reading.reader import Reader
@@ -77,12 +96,20 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             digits = sorted(best.digits, key=lambda d: d.box[0])
             i = int(Path(path).stem)
-            for v, b in crop_boxes(best.box, digits[0].box, digits[-1].box, image.size, args.cut).items():
+            boxes = crop_boxes(best.box, digits[0].box, digits[-1].box, image.size, args.cut)
+            for v, b in boxes.items():
                 crop = image.crop(b)
                 if v == "square":
                     side = max(crop.size)
                     crop = crop.resize((side, side), Image.Resampling.BICUBIC)
                 crop.save(out / v / "images" / f"{i}.jpg", quality=95)
+                rows[v].append((i, truth))
+            fill = tuple(round(c) for c in ImageStat.Stat(image).mean[:3])
+            for v, degrees in (("turn-ccw", args.turn), ("turn-cw", -args.turn)):
+                centre = ((boxes["tight"][0] + boxes["tight"][2]) / 2, (boxes["tight"][1] + boxes["tight"][3]) / 2)
+                turned = image.rotate(degrees, Image.Resampling.BICUBIC, center=centre, fillcolor=fill)
+                turned.crop(turned_box(boxes["tight"], degrees, image.size)).save(out / v / "images" / f"{i}.jpg",
+                                                                                  quality=95)
                 rows[v].append((i, truth))
         for v in VARIANTS:
             write_text(out / v / "numbers.csv", "".join(f"{i},{n}\n" for i, n in [("image_id", "true_number"),

@@ -37,3 +37,21 @@ def test_peers_takes_a_folder_of_photos_by_its_path(tmp_path):
     assert peers.real_set(tmp_path) == [(str(tmp_path / "images" / "1.jpg"), "12")]
     assert peers.photo_folder("real_plaques") == peers.SHARED / "real_plaques"
     assert peers.photo_folder("cut") is None  # a synthetic mode
+
+
+def test_the_turned_box_holds_the_number_where_pil_turns_it():
+    # A 200 x 100 number box centred at (200, 100), turned 90 degrees counter-clockwise about its centre:
+    # upright, 100 x 200, clipped at the photo's top.
+    assert real_crops.turned_box((100, 50, 300, 150), 90, (400, 400)) == (150, 0, 250, 200)
+    # A dot 40 px right of the centre goes where PIL's Image.rotate(+35, center=) puts it: inside the turned
+    # box of a small box around it, as the turn-ccw / turn-cw crops are cut.
+    from PIL import Image
+
+    image = Image.new("L", (400, 300))
+    image.putpixel((240, 100), 255)
+    for degrees in (35, -35):
+        turned = image.rotate(degrees, Image.Resampling.NEAREST, center=(200, 100))
+        ys, xs = zip(*[(y, x) for y in range(300) for x in range(400) if turned.getpixel((x, y)) > 0])
+        x0, y0, x1, y1 = real_crops.turned_box((156, 96, 244, 104), degrees, (400, 300))
+        assert x0 <= min(xs) and max(xs) <= x1 and y0 <= min(ys) and max(ys) <= y1
+        assert (y1 - y0) > 40  # turned 35 degrees, the thin box became tall

@@ -121,10 +121,12 @@ def test_a_leaning_stack_links_and_reads_as_one_column_top_to_bottom():
 
 
 def test_boxes_overlapping_more_than_half_their_height_are_no_column():
-    # Not on one line (centres 0.475 h apart vertically, over line_tol) and not a stack either: the lower
-    # box starts above the upper one's centre. Two candidates, not a two-digit column.
+    # Not a stack: the lower box starts above the upper one's centre. Nor on a level line (centres 0.475 h
+    # apart vertically, over line_tol); boxes that overlap sideways link as touching neighbours (touch_tol,
+    # a turned number), read left to right. Either way no two-digit column.
     a, b = Digit((0, 0, 10, 20), 4, 0.9), Digit((2, 9.5, 12, 29.5), 7, 0.9)
-    assert sorted(c.number for c in group_digits([a, b])) == ["4", "7"]
+    assert [(c.number, c.vertical) for c in group_digits([a, b])] == [("47", False)]
+    assert sorted(c.number for c in group_digits([a, b], GroupingRules(touch_tol=0.0))) == ["4", "7"]
 
 
 def test_a_lower_smaller_digit_beside_a_taller_one_is_a_line_not_a_column():
@@ -178,3 +180,15 @@ def test_two_lines_of_text_do_not_become_a_leaning_one():
     top, below = row(0, 0, 40, "12"), [Digit((88, 40, 110, 80), 7, 0.9)]
     assert sorted(c.number for c in group_digits(top + below)) == ["12", "7"]
     assert [c.number for c in group_digits(top + below, GroupingRules(slant_tol=1.1))] == ["127"]
+
+
+def test_a_number_turned_past_the_lean_is_one_line_where_its_boxes_touch():
+    # "123" on a plate turned ~35 degrees clockwise (as real_crops.py's turn-cw crops): the narrow "1" puts the
+    # centres of "1" and "2" 1.2 times their horizontal offset apart vertically, past `slant`, but their boxes
+    # overlap sideways and their centres are 0.56 heights apart: neighbours on one line.
+    one, two, three = Digit((10, 0, 30, 40), 1, 1.0), Digit((24, 22, 54, 64), 2, 1.0), Digit((50, 40, 80, 82), 3, 1.0)
+    assert [c.number for c in group_digits([three, one, two])] == ["123"]
+    assert sorted(c.number for c in group_digits([three, one, two], GroupingRules(touch_tol=0.0))) == ["1", "23"]
+    # Boxes overlapping sideways a whole height apart vertically are two lines, not one leaning number.
+    low = Digit((24, 44, 54, 86), 2, 1.0)
+    assert sorted(c.number for c in group_digits([one, low, Digit((60, 44, 90, 86), 5, 1.0)])) == ["1", "25"]

@@ -97,19 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             digits = sorted(best.digits, key=lambda d: d.box[0])
             i = int(Path(path).stem)
             boxes = crop_boxes(best.box, digits[0].box, digits[-1].box, image.size, args.cut)
-            for v, b in boxes.items():
-                crop = image.crop(b)
-                if v == "square":
-                    side = max(crop.size)
-                    crop = crop.resize((side, side), Image.Resampling.BICUBIC)
-                crop.save(out / v / "images" / f"{i}.jpg", quality=95)
-                rows[v].append((i, truth))
+            crops = {v: image.crop(b) for v, b in boxes.items()}
+            side = max(crops["square"].size)
+            crops["square"] = crops["square"].resize((side, side), Image.Resampling.BICUBIC)
+            tight = boxes["tight"]
+            centre = ((tight[0] + tight[2]) / 2, (tight[1] + tight[3]) / 2)
             fill = tuple(round(c) for c in ImageStat.Stat(image).mean[:3])
             for v, degrees in (("turn-ccw", args.turn), ("turn-cw", -args.turn)):
-                centre = ((boxes["tight"][0] + boxes["tight"][2]) / 2, (boxes["tight"][1] + boxes["tight"][3]) / 2)
                 turned = image.rotate(degrees, Image.Resampling.BICUBIC, center=centre, fillcolor=fill)
-                turned.crop(turned_box(boxes["tight"], degrees, image.size)).save(out / v / "images" / f"{i}.jpg",
-                                                                                  quality=95)
+                crops[v] = turned.crop(turned_box(tight, degrees, image.size))
+            for v, crop in crops.items():
+                crop.save(out / v / "images" / f"{i}.jpg", quality=95)
                 rows[v].append((i, truth))
         for v in VARIANTS:
             write_text(out / v / "numbers.csv", "".join(f"{i},{n}\n" for i, n in [("image_id", "true_number"),

@@ -30,9 +30,10 @@ import pair_with  # noqa: E402  (the same sets)
 def lean(centres) -> float | None:
     """Degrees the least-squares line through the (x, y) centres falls from left to right (y down)."""
     xs, ys = np.array([c[0] for c in centres]), np.array([c[1] for c in centres])
-    if len(xs) < 2 or ((xs - xs.mean()) ** 2).sum() <= 1e-9:
+    dx = xs - xs.mean() if len(xs) else xs
+    if len(xs) < 2 or (dx ** 2).sum() <= 1e-9:
         return None
-    return math.degrees(math.atan(((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum()))
+    return math.degrees(math.atan((dx * (ys - ys.mean())).sum() / (dx ** 2).sum()))
 
 
 def readings(reader, path: str, min_lean: float) -> dict:
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache) if args.cache else None
     if cache is not None and cache.is_file():
         recs = [json.loads(line) for line in cache.open()]
+        held = list(dict.fromkeys(r["set"] for r in recs))
+        leans = {r.get("min_lean", 10.0) for r in recs}  # caches made before this field: the default, 10
+        if held != args.sets or leans != {args.min_lean}:  # a cache answers only for what it was made from
+            print(f"{cache}: holds the readings of {' '.join(held)} at --min-lean {' '.join(map(str, leans))}, "
+                  "not of the sets and lean named; delete it or name those", file=sys.stderr)
+            return 2
     else:
         import torch
         from tqdm import tqdm
@@ -80,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(2)
         reader = Reader()
-        recs = [{"set": name, "path": str(path), "truth": truth, **readings(reader, path, args.min_lean)}
+        recs = [{"set": name, "path": str(path), "truth": truth, "min_lean": args.min_lean,
+                 **readings(reader, path, args.min_lean)}
                 for name in args.sets for path, truth in tqdm(pair_with.items_of(name), desc=name, leave=False)]
         if cache is not None:
             cache.write_text("".join(json.dumps(r) + "\n" for r in recs))

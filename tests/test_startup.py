@@ -44,8 +44,10 @@ class Witness:
         os.write(1, b"torn down\n")  # sys.stdout may be gone this late
 witness = Witness()  # a global of __main__: finalised only when the interpreter is torn down
 atexit.register(print, "atexit ran")  # not flushed by the handler: run() must flush it
-def linger():  # a non-daemon thread alive until the main thread is done, however slow the host (a fixed
-    while threading.main_thread().is_alive():  # sleep ended before run() looked on a loaded host)
+# A non-daemon thread alive until the main thread is done, however slow the host
+# (a fixed sleep ended before run() looked, on a loaded host).
+def linger():
+    while threading.main_thread().is_alive():
         time.sleep(0.02)
 if sys.argv[1] == "thread":
     threading.Thread(target=linger).start()

@@ -1,0 +1,227 @@
+"""A probe, not a reader: can a small line recogniser (CNN + BiLSTM + CTC, the design of PP-OCR's and
+EasyOCR's recognisers) read a close-up's whole number where the shipped detector pair cannot?
+
+The ceiling study (weights/MODEL.md, 2026-12-06) showed that no rule over the pair's readings reaches 0.95
+on cut or relief: the detector drops or misreads an edge digit. A recogniser reads the close-up as one
+line, learns the generator's truth for cut digits (>= 72 % of a digit's ink inside: a digit; <= 30 %:
+not) and for letters after the number, and needs no boxes. This script measures it alone, on the same
+validation splits `pair_with.py` reads, before anything is built on it.
+
+    python benchmarks/line_probe.py prepare data/reader-v2-rc data/reader-v2-scale data/midcut \\
+        --out logs/line/train.npz               # close-ups of digitdet-synth train splits, 32 px high
+    python benchmarks/line_probe.py train logs/line/train.npz --out runs/line/crnn.pt --epochs 12
+    python benchmarks/line_probe.py eval runs/line/crnn.pt data/val21/crop data/val21/cut test:cut ...
+
+A close-up is an image whose tallest digit box is at least 0.35 of its height (the pair's routing
+threshold, reading/routing.py); the others (whole scene and sign photos) are left out. Sets are named as
+in pair_with.py. Images are resized to 32 px high, keeping their aspect ratio up to 128 px wide (squashed
+beyond), and padded on the right with their own edge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+H, W = 32, 128
+CLOSE_FRAC = 0.35
+MAX_LEN = 8  # digits a number may have here; longer truths are left out of training
+
+
+def to_line(img) -> np.ndarray:
+    """A PIL image -> uint8 H x W x 3: its aspect kept up to W, padded on the right with its last column."""
+    from PIL import Image
+
+    img = img.convert("RGB")
+    w = max(1, min(W, round(img.width * H / img.height)))
+    a = np.asarray(img.resize((w, H), Image.BICUBIC))
+    if w < W:
+        a = np.concatenate([a, np.repeat(a[:, -1:], W - w, axis=1)], axis=1)
+    return a
+
+
+def close_ups(folder: Path, split: str) -> list[tuple[Path, str]]:
+    """(image path, number) of a digitdet-synth split's close-ups with a number of 1..MAX_LEN digits."""
+    from digitdet.data.coco import load_coco
+    from digitdet.training.evaluate import truth_numbers
+
+    coco = load_coco(folder / f"{split}.json", folder / split)
+    truth = truth_numbers(coco)
+    out = []
+    for im in coco.images:
+        boxes = coco.boxes.get(im["id"], [])
+        if len(boxes) == 0 or not 1 <= len(truth[im["id"]]) <= MAX_LEN or truth[im["id"]] == "-1":
+            continue
+        tallest = max(float(b[3]) - float(b[1]) for b in boxes)
+        if tallest >= CLOSE_FRAC * im["height"]:
+            out.append((folder / split / im["file_name"], truth[im["id"]]))
+    return out
+
+
+def prepare(args) -> int:
+    from PIL import Image
+    from tqdm import tqdm
+
+    items = [it for f in args.folders for it in close_ups(Path(f), "train")]
+    x = np.zeros((len(items), H, W, 3), np.uint8)
+    for i, (p, _) in enumerate(tqdm(items, desc="prepare", unit="img")):
+        with Image.open(p) as im:
+            x[i] = to_line(im)
+    y = np.array([t for _, t in items])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, x=x, y=y)
+    lengths = np.bincount([len(t) for t in y])
+    print(f"{len(items)} close-ups -> {args.out}; numbers by length {dict(enumerate(lengths.tolist()))}")
+    return 0
+
+
+def build():
+    import torch.nn as nn
+
+    def block(cin, cout, pool):
+        layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        return layers + ([nn.MaxPool2d(pool)] if pool else [])
+
+    class LineReader(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cnn = nn.Sequential(
+                *block(3, 32, 2), *block(32, 48, 2),  # 8 x 32
+                *block(48, 64, None), *block(64, 64, (2, 1)),  # 4 x 32
+                *block(64, 96, None), *block(96, 96, (2, 1)),  # 2 x 32
+                nn.Conv2d(96, 192, (2, 1), bias=False), nn.BatchNorm2d(192), nn.ReLU(inplace=True))  # 1 x 32
+            self.rnn = nn.LSTM(192, 128, bidirectional=True, batch_first=True)
+            self.head = nn.Linear(256, 11)  # 0 = CTC blank, 1..10 = digits 0..9
+
+        def forward(self, x):  # x: B x 3 x H x W in [0, 1]
+            f = self.cnn(x - 0.5).squeeze(2).transpose(1, 2)  # B x T x C
+            return self.head(self.rnn(f)[0])  # B x T x 11
+
+    return LineReader()
+
+
+def decode(logits) -> list[tuple[str, float]]:
+    """Greedy CTC: (number, product of the path's top probabilities) per image."""
+    import torch
+
+    prob, idx = logits.softmax(-1).max(-1)
+    out = []
+    for p, k in zip(prob, idx):
+        keep = torch.ones_like(k, dtype=torch.bool)
+        keep[1:] = k[1:] != k[:-1]
+        digits = [int(c) - 1 for c in k[keep & (k > 0)]]
+        out.append(("".join(map(str, digits)) or "-1", float(p.log().sum().exp())))
+    return out
+
+
+def augment(xb, rng: np.random.Generator):
+    """Photometric changes only: a geometric one could move a cut digit across the 30/72 % truth rule."""
+    import torch
+
+    b = xb.shape[0]
+    gain = torch.from_numpy(rng.uniform(0.6, 1.4, (b, 1, 1, 1)).astype(np.float32))
+    bias = torch.from_numpy(rng.uniform(-0.2, 0.2, (b, 1, 1, 1)).astype(np.float32))
+    mean = xb.mean((1, 2, 3), keepdim=True)
+    xb = (xb - mean) * gain + mean + bias
+    gray = torch.from_numpy(rng.random(b) < 0.2)
+    xb[gray] = xb[gray].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    inv = torch.from_numpy(rng.random(b) < 0.1)
+    xb[inv] = 1 - xb[inv]
+    return xb.clamp(0, 1)
+
+
+def train(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(args.seed)
+    data = np.load(args.data)
+    x, y = data["x"], data["y"]
+    model = build()
+    steps = args.epochs * (len(x) // args.batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+    model.train()
+    t0, seen, bar = time.time(), 0, tqdm(total=steps, desc="train", unit="step")
+    for epoch in range(args.epochs):
+        order = rng.permutation(len(x))
+        for s in range(len(x) // args.batch):
+            j = order[s * args.batch:(s + 1) * args.batch]
+            xb = augment(torch.from_numpy(x[j]).permute(0, 3, 1, 2).float() / 255, rng)
+            targets = torch.tensor([int(c) + 1 for t in y[j] for c in t])
+            lengths = torch.tensor([len(t) for t in y[j]])
+            logp = model(xb).log_softmax(-1).transpose(0, 1)  # T x B x 11
+            loss = ctc(logp, targets, torch.full((len(j),), logp.shape[0], dtype=torch.long), lengths)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            seen += len(j)
+            bar.update()
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", img_s=f"{seen / (time.time() - t0):.0f}")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(args.out).with_suffix(".tmp")
+        torch.save({"state": model.state_dict(), "epoch": epoch, "seen": seen, "args": vars(args)}, tmp)
+        tmp.replace(args.out)
+    bar.close()
+    print(f"{seen} views in {(time.time() - t0) / 60:.1f} min ({seen / (time.time() - t0):.0f} img/s) -> {args.out}")
+    return 0
+
+
+def evaluate(args) -> int:
+    import torch
+    from PIL import Image
+
+    import pair_with
+
+    torch.set_num_threads(2)
+    model = build()
+    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu")["state"])
+    model.eval()
+    total = right = 0
+    for name in args.sets:
+        items = pair_with.items_of(name)
+        x = np.stack([to_line(Image.open(p)) for p, _ in items])
+        t0 = time.time()
+        with torch.no_grad():
+            got = decode(model(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255))
+        ms = (time.time() - t0) * 1000 / len(items)
+        wrong = [f"{Path(p).name}:{t}->{g}" for (p, t), (g, _) in zip(items, got) if g != t]
+        total, right = total + len(items), right + len(items) - len(wrong)
+        print(f"{name}\t{len(items) - len(wrong)} / {len(items)}\t{ms:.1f} ms/img\t{' '.join(wrong[:30])}", flush=True)
+    print(f"all\t{right} / {total}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("prepare")
+    a.add_argument("folders", nargs="+")
+    a.add_argument("--out", required=True)
+    a = sub.add_parser("train")
+    a.add_argument("data")
+    a.add_argument("--out", required=True)
+    a.add_argument("--epochs", type=int, default=12)
+    a.add_argument("--batch", type=int, default=64)
+    a.add_argument("--lr", type=float, default=2e-3)
+    a.add_argument("--seed", type=int, default=0)
+    a = sub.add_parser("eval")
+    a.add_argument("checkpoint")
+    a.add_argument("sets", nargs="+")
+    args = p.parse_args(argv)
+    return {"prepare": prepare, "train": train, "eval": evaluate}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

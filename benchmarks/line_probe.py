@@ -9,7 +9,8 @@ validation splits `pair_with.py` reads, before anything is built on it.
 
     python benchmarks/line_probe.py prepare data/reader-v2-rc data/reader-v2-scale data/midcut \\
         --out logs/line/train.npz               # close-ups of digitdet-synth train splits, 32 px high
-    python benchmarks/line_probe.py train logs/line/train.npz --out runs/line/crnn.pt --epochs 12
+    python benchmarks/line_probe.py train logs/line/train.npz [more.npz ...] --out runs/line/crnn.pt --epochs 10 \
+        [--width 1.5] [--resume]                # checkpointed every 500 steps
     python benchmarks/line_probe.py eval runs/line/crnn.pt data/val21/crop data/val21/cut test:cut ...
 
 A close-up is an image whose tallest digit box is at least 0.35 of its height (the pair's routing
@@ -81,8 +82,12 @@ def prepare(args) -> int:
     return 0
 
 
-def build():
+def build(width: float = 1.0):
+    """The recogniser; `width` scales every layer's channels (1.0: 0.59 M parameters)."""
     import torch.nn as nn
+
+    def c(n):
+        return int(round(n * width / 8)) * 8
 
     def block(cin, cout, pool):
         layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -92,12 +97,12 @@ def build():
         def __init__(self):
             super().__init__()
             self.cnn = nn.Sequential(
-                *block(3, 32, 2), *block(32, 48, 2),  # 8 x 32
-                *block(48, 64, None), *block(64, 64, (2, 1)),  # 4 x 32
-                *block(64, 96, None), *block(96, 96, (2, 1)),  # 2 x 32
-                nn.Conv2d(96, 192, (2, 1), bias=False), nn.BatchNorm2d(192), nn.ReLU(inplace=True))  # 1 x 32
-            self.rnn = nn.LSTM(192, 128, bidirectional=True, batch_first=True)
-            self.head = nn.Linear(256, 11)  # 0 = CTC blank, 1..10 = digits 0..9
+                *block(3, c(32), 2), *block(c(32), c(48), 2),  # 8 x 32
+                *block(c(48), c(64), None), *block(c(64), c(64), (2, 1)),  # 4 x 32
+                *block(c(64), c(96), None), *block(c(96), c(96), (2, 1)),  # 2 x 32
+                nn.Conv2d(c(96), c(192), (2, 1), bias=False), nn.BatchNorm2d(c(192)), nn.ReLU(inplace=True))  # 1 x 32
+            self.rnn = nn.LSTM(c(192), c(128), bidirectional=True, batch_first=True)
+            self.head = nn.Linear(2 * c(128), 11)  # 0 = CTC blank, 1..10 = digits 0..9
 
         def forward(self, x):  # x: B x 3 x H x W in [0, 1]
             f = self.cnn(x - 0.5).squeeze(2).transpose(1, 2)  # B x T x C
@@ -137,25 +142,47 @@ def augment(xb, rng: np.random.Generator):
 
 
 def train(args) -> int:
+    """Checkpointed every --save-every steps and at each epoch's end; --resume goes on from the last one
+    (each epoch's order and each batch's augmentation are drawn from (seed, epoch[, step]), so a resumed run
+    sees what an uninterrupted one would)."""
     import torch
     from tqdm import tqdm
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
-    rng = np.random.default_rng(args.seed)
-    data = np.load(args.data)
-    x, y = data["x"], data["y"]
-    model = build()
-    steps = args.epochs * (len(x) // args.batch)
+    parts = [np.load(f) for f in args.data]
+    x, y = np.concatenate([d["x"] for d in parts]), np.concatenate([d["y"] for d in parts])
+    model = build(args.width)
+    per_epoch = len(x) // args.batch
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * per_epoch,
+                                                pct_start=0.1)
+    out = Path(args.out)
+    epoch0, step0, seen = 0, 0, 0
+    if args.resume and out.is_file():
+        ck = torch.load(out, map_location="cpu")
+        model.load_state_dict(ck["state"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        epoch0, step0, seen = ck["epoch"], ck["step"], ck["seen"]
+        print(f"resumed {out}: epoch {epoch0}, step {step0}, {seen} views")
+
+    def save(epoch, step):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        torch.save({"state": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch, "step": step, "seen": seen, "args": vars(args)}, tmp)
+        tmp.replace(out)
+
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     model.train()
-    t0, seen, bar = time.time(), 0, tqdm(total=steps, desc="train", unit="step")
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x))
-        for s in range(len(x) // args.batch):
+    t0, seen0 = time.time(), seen
+    bar = tqdm(total=args.epochs * per_epoch, initial=epoch0 * per_epoch + step0, desc="train", unit="step")
+    for epoch in range(epoch0, args.epochs):
+        order = np.random.default_rng([args.seed, epoch]).permutation(len(x))
+        for s in range(step0 if epoch == epoch0 else 0, per_epoch):
             j = order[s * args.batch:(s + 1) * args.batch]
+            rng = np.random.default_rng([args.seed, epoch, s])
             xb = augment(torch.from_numpy(x[j]).permute(0, 3, 1, 2).float() / 255, rng)
             targets = torch.tensor([int(c) + 1 for t in y[j] for c in t])
             lengths = torch.tensor([len(t) for t in y[j]])
@@ -168,13 +195,14 @@ def train(args) -> int:
             sched.step()
             seen += len(j)
             bar.update()
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", img_s=f"{seen / (time.time() - t0):.0f}")
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(args.out).with_suffix(".tmp")
-        torch.save({"state": model.state_dict(), "epoch": epoch, "seen": seen, "args": vars(args)}, tmp)
-        tmp.replace(args.out)
+            rate = (seen - seen0) / (time.time() - t0)
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", img_s=f"{rate:.0f}")
+            if (s + 1) % args.save_every == 0 and s + 1 < per_epoch:
+                save(epoch, s + 1)
+        save(epoch + 1, 0)
     bar.close()
-    print(f"{seen} views in {(time.time() - t0) / 60:.1f} min ({seen / (time.time() - t0):.0f} img/s) -> {args.out}")
+    took = time.time() - t0
+    print(f"{seen} views ({seen - seen0} this run) in {took / 60:.1f} min ({(seen - seen0) / took:.0f} img/s) -> {out}")
     return 0
 
 
@@ -185,8 +213,9 @@ def evaluate(args) -> int:
     import pair_with
 
     torch.set_num_threads(2)
-    model = build()
-    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu")["state"])
+    ck = torch.load(args.checkpoint, map_location="cpu")
+    model = build(ck["args"].get("width", 1.0))
+    model.load_state_dict(ck["state"])
     model.eval()
     total = right = 0
     for name in args.sets:
@@ -210,12 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("folders", nargs="+")
     a.add_argument("--out", required=True)
     a = sub.add_parser("train")
-    a.add_argument("data")
+    a.add_argument("data", nargs="+", help="prepare's .npz files, trained on together")
     a.add_argument("--out", required=True)
     a.add_argument("--epochs", type=int, default=12)
     a.add_argument("--batch", type=int, default=64)
     a.add_argument("--lr", type=float, default=2e-3)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--width", type=float, default=1.0, help="channels x this")
+    a.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
+    a.add_argument("--resume", action="store_true", help="go on from --out")
     a = sub.add_parser("eval")
     a.add_argument("checkpoint")
     a.add_argument("sets", nargs="+")

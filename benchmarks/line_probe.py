@@ -9,7 +9,7 @@ validation splits `pair_with.py` reads, before anything is built on it.
 
     python benchmarks/line_probe.py prepare data/reader-v2-rc data/reader-v2-scale data/midcut \\
         --out logs/line/train.npz               # close-ups of digitdet-synth train splits, 32 px high
-    python benchmarks/line_probe.py train logs/line/train.npz [more.npz ...] --out runs/line/crnn.pt --epochs 10 \
+    python benchmarks/line_probe.py train logs/line/train.npz [more.npz ...] --out runs/line/crnn.pt --epochs 10 \\
         [--width 1.5] [--resume]                # checkpointed every 500 steps
     python benchmarks/line_probe.py eval runs/line/crnn.pt data/val21/crop data/val21/cut test:cut ...
 

@@ -22,6 +22,7 @@ beyond), and padded on the right with their own edge.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -217,6 +218,10 @@ def evaluate(args) -> int:
     model = build(ck["args"].get("width", 1.0))
     model.load_state_dict(ck["state"])
     model.eval()
+    pair = {}  # path -> the pair's cached reading ("up") and route, from level_probe.py --cache files
+    for f in args.pair or []:
+        pair.update({r["path"]: r for r in map(json.loads, Path(f).read_text().splitlines())})
+    taus = [float(t) for t in args.taus.split(",")]
     total = right = 0
     for name in args.sets:
         items = pair_with.items_of(name)
@@ -228,8 +233,28 @@ def evaluate(args) -> int:
         wrong = [f"{Path(p).name}:{t}->{g}" for (p, t), (g, _) in zip(items, got) if g != t]
         total, right = total + len(items), right + len(items) - len(wrong)
         print(f"{name}\t{len(items) - len(wrong)} / {len(items)}\t{ms:.1f} ms/img\t{' '.join(wrong[:30])}", flush=True)
+        if pair:
+            print("\t" + combined(items, got, pair, taus), flush=True)
     print(f"all\t{right} / {total}")
     return 0
+
+
+def combined(items, got, pair: dict, taus: list[float]) -> str:
+    """The pair's count, the line recogniser's, either right (a look, not a rule), and the rule "override at
+    tau": on a photo the pair read as a close-up, the line's number replaces the pair's when its path
+    probability is at least tau."""
+    recs = [pair.get(str(p)) for p, _ in items]
+    if None in recs:
+        raise SystemExit(f"the --pair caches miss {sum(r is None for r in recs)} of the {len(items)} photos")
+    up = sum(r["up"] == t for r, (_, t) in zip(recs, items))
+    line = sum(g == t for (g, _), (_, t) in zip(got, items))
+    either = sum(r["up"] == t or g == t for r, (g, _), (_, t) in zip(recs, got, items))
+    cols = [f"pair {up}", f"line {line}", f"either {either}"]
+    for tau in taus:
+        n = sum((g if r["route"] == "close" and c >= tau else r["up"]) == t
+                for r, (g, c), (_, t) in zip(recs, got, items))
+        cols.append(f"override@{tau:g} {n} ({n - up:+d})")
+    return "  ".join(cols)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("eval")
     a.add_argument("checkpoint")
     a.add_argument("sets", nargs="+")
+    a.add_argument("--pair", nargs="+", help="level_probe.py --cache files of the same sets: add the pair's count "
+                   "and the combination rule's")
+    a.add_argument("--taus", default="0.9,0.95,0.99,0.999", help="the override rule's thresholds")
     args = p.parse_args(argv)
     return {"prepare": prepare, "train": train, "eval": evaluate}[args.cmd](args)
 

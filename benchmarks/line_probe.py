@@ -48,6 +48,13 @@ def to_line(img) -> np.ndarray:
     return a
 
 
+def line_of(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return to_line(im)
+
+
 def close_ups(folder: Path, split: str) -> list[tuple[Path, str]]:
     """(image path, number) of a digitdet-synth split's close-ups with a number of 1..MAX_LEN digits."""
     from digitdet.data.coco import load_coco
@@ -67,17 +74,18 @@ def close_ups(folder: Path, split: str) -> list[tuple[Path, str]]:
 
 
 def prepare(args) -> int:
-    from PIL import Image
     from tqdm import tqdm
 
     items = [it for f in args.folders for it in close_ups(Path(f), "train")]
     x = np.zeros((len(items), H, W, 3), np.uint8)
     for i, (p, _) in enumerate(tqdm(items, desc="prepare", unit="img")):
-        with Image.open(p) as im:
-            x[i] = to_line(im)
+        x[i] = line_of(p)
     y = np.array([t for _, t in items])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, x=x, y=y)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".tmp").open("wb") as f:  # nothing half-written under the name
+        np.savez(f, x=x, y=y)
+    out.with_suffix(".tmp").replace(out)
     lengths = np.bincount([len(t) for t in y])
     print(f"{len(items)} close-ups -> {args.out}; numbers by length {dict(enumerate(lengths.tolist()))}")
     return 0
@@ -209,7 +217,6 @@ def train(args) -> int:
 
 def evaluate(args) -> int:
     import torch
-    from PIL import Image
 
     import pair_with
 
@@ -225,7 +232,7 @@ def evaluate(args) -> int:
     total = right = 0
     for name in args.sets:
         items = pair_with.items_of(name)
-        x = np.stack([to_line(Image.open(p)) for p, _ in items])
+        x = np.stack([line_of(p) for p, _ in items])
         t0 = time.time()
         with torch.no_grad():
             got = decode(model(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255))

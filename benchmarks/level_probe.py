@@ -30,8 +30,10 @@ import pair_with  # noqa: E402  (the same sets)
 def lean(centres) -> float | None:
     """Degrees the least-squares line through the (x, y) centres falls from left to right (y down)."""
     xs, ys = np.array([c[0] for c in centres]), np.array([c[1] for c in centres])
-    dx = xs - xs.mean() if len(xs) else xs
-    if len(xs) < 2 or (dx ** 2).sum() <= 1e-9:
+    if len(xs) < 2:
+        return None
+    dx = xs - xs.mean()
+    if (dx ** 2).sum() <= 1e-9:
         return None
     return math.degrees(math.atan((dx * (ys - ys.mean())).sum() / (dx ** 2).sum()))
 

@@ -48,6 +48,13 @@ def to_line(img) -> np.ndarray:
     return a
 
 
+def as_batch(lines: np.ndarray):
+    """uint8 N x H x W x 3 lines -> the float N x 3 x H x W batch in [0, 1] the recogniser takes."""
+    import torch
+
+    return torch.from_numpy(lines).permute(0, 3, 1, 2).float() / 255
+
+
 def line_of(path) -> np.ndarray:
     from PIL import Image
 
@@ -130,7 +137,7 @@ def decode(logits) -> list[tuple[str, float]]:
         keep = torch.ones_like(k, dtype=torch.bool)
         keep[1:] = k[1:] != k[:-1]
         digits = [int(c) - 1 for c in k[keep & (k > 0)]]
-        out.append(("".join(map(str, digits)) or "-1", float(p.log().sum().exp())))
+        out.append(("".join(map(str, digits)) or "-1", float(p.prod())))
     return out
 
 
@@ -192,7 +199,7 @@ def train(args) -> int:
         for s in range(step0 if epoch == epoch0 else 0, per_epoch):
             j = order[s * args.batch:(s + 1) * args.batch]
             rng = np.random.default_rng([args.seed, epoch, s])
-            xb = augment(torch.from_numpy(x[j]).permute(0, 3, 1, 2).float() / 255, rng)
+            xb = augment(as_batch(x[j]), rng)
             targets = torch.tensor([int(c) + 1 for t in y[j] for c in t])
             lengths = torch.tensor([len(t) for t in y[j]])
             logp = model(xb).log_softmax(-1).transpose(0, 1)  # T x B x 11
@@ -235,7 +242,7 @@ def evaluate(args) -> int:
         x = np.stack([line_of(p) for p, _ in items])
         t0 = time.time()
         with torch.no_grad():
-            got = decode(model(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255))
+            got = decode(model(as_batch(x)))
         ms = (time.time() - t0) * 1000 / len(items)
         wrong = [f"{Path(p).name}:{t}->{g}" for (p, t), (g, _) in zip(items, got) if g != t]
         total, right = total + len(items), right + len(items) - len(wrong)

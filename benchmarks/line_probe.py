@@ -12,6 +12,7 @@ validation splits `pair_with.py` reads, before anything is built on it.
     python benchmarks/line_probe.py train logs/line/train.npz [more.npz ...] --out runs/line/crnn.pt --epochs 10 \\
         [--width 1.5] [--resume]                # checkpointed every 500 steps
     python benchmarks/line_probe.py eval runs/line/crnn.pt data/val21/crop data/val21/cut test:cut ...
+    python benchmarks/line_probe.py eval runs/line/crnn.pt data/val21/cut --pair CACHE.jsonl --margins 2,4,8
 
 A close-up is an image whose tallest digit box is at least 0.35 of its height (the pair's routing
 threshold, reading/routing.py); the others (whole scene and sign photos) are left out. Sets are named as
@@ -141,6 +142,19 @@ def decode(logits) -> list[tuple[str, float]]:
     return out
 
 
+def log_likelihood(logits, numbers: list[str]) -> list[float]:
+    """log P(number | line) under CTC, summed over every alignment; None or "-1" (no number): the all-blank line."""
+    import torch
+    import torch.nn.functional as F
+
+    lp = logits.log_softmax(-1).transpose(0, 1)  # T x B x 11, as ctc_loss takes it
+    tgt = [[int(c) + 1 for c in n] if n and n.isdigit() else [] for n in numbers]
+    flat = torch.tensor([c for t in tgt for c in t], dtype=torch.long)
+    lens = torch.tensor([len(t) for t in tgt], dtype=torch.long)
+    frames = torch.full((lp.shape[1],), lp.shape[0], dtype=torch.long)
+    return (-F.ctc_loss(lp, flat, frames, lens, reduction="none", zero_infinity=False)).tolist()
+
+
 def augment(xb, rng: np.random.Generator):
     """Photometric changes only: a geometric one could move a cut digit across the 30/72 % truth rule."""
     import torch
@@ -236,19 +250,22 @@ def evaluate(args) -> int:
     for f in args.pair or []:
         pair.update({r["path"]: r for r in map(json.loads, Path(f).read_text().splitlines())})
     taus = [float(t) for t in args.taus.split(",")]
+    margins = [float(m) for m in args.margins.split(",")]
     total = right = 0
     for name in args.sets:
         items = pair_with.items_of(name)
         x = np.stack([line_of(p) for p, _ in items])
         t0 = time.time()
         with torch.no_grad():
-            got = decode(model(as_batch(x)))
+            logits = model(as_batch(x))
+            got = decode(logits)
         ms = (time.time() - t0) * 1000 / len(items)
         wrong = [f"{Path(p).name}:{t}->{g}" for (p, t), (g, _) in zip(items, got) if g != t]
         total, right = total + len(items), right + len(items) - len(wrong)
         print(f"{name}\t{len(items) - len(wrong)} / {len(items)}\t{ms:.1f} ms/img\t{' '.join(wrong[:30])}", flush=True)
         if pair:
             print("\t" + combined(items, got, pair, taus), flush=True)
+            print("\t" + disputed(items, got, logits, pair, margins), flush=True)
     print(f"all\t{right} / {total}")
     return 0
 
@@ -268,6 +285,21 @@ def combined(items, got, pair: dict, taus: list[float]) -> str:
         n = sum((g if r["route"] == "close" and c >= tau else r["up"]) == t
                 for r, (g, c), (_, t) in zip(recs, got, items))
         cols.append(f"override@{tau:g} {n} ({n - up:+d})")
+    return "  ".join(cols)
+
+
+def disputed(items, got, logits, pair: dict, margins: list[float]) -> str:
+    """The rule "dispute at margin m": on a photo the pair read as a close-up, the line's number replaces the
+    pair's when the line finds its own number at least e^m times likelier than the pair's (CTC likelihood,
+    all alignments). Unlike the path confidence, this asks how strongly the line disagrees with the pair."""
+    recs = [pair[str(p)] for p, _ in items]
+    up = sum(r["up"] == t for r, (_, t) in zip(recs, items))
+    gap = np.subtract(log_likelihood(logits, [g for g, _ in got]), log_likelihood(logits, [r["up"] for r in recs]))
+    cols = []
+    for m in margins:
+        n = sum((g if r["route"] == "close" and g != r["up"] and d >= m else r["up"]) == t
+                for r, (g, _), d, (_, t) in zip(recs, got, gap, items))
+        cols.append(f"dispute@{m:g} {n} ({n - up:+d})")
     return "  ".join(cols)
 
 
@@ -293,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--pair", nargs="+", help="level_probe.py --cache files of the same sets: add the pair's count "
                    "and the combination rule's")
     a.add_argument("--taus", default="0.9,0.95,0.99,0.999", help="the override rule's thresholds")
+    a.add_argument("--margins", default="1,2,4,8,16", help="the dispute rule's log-likelihood margins (nats)")
     args = p.parse_args(argv)
     return {"prepare": prepare, "train": train, "eval": evaluate}[args.cmd](args)
 

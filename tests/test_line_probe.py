@@ -1,0 +1,42 @@
+"""benchmarks/line_probe.py: the CTC likelihood of a number and the "dispute" rule built on it."""
+
+import importlib.util
+
+import pytest
+
+from tiny import ROOT
+
+torch = pytest.importorskip("torch")
+spec = importlib.util.spec_from_file_location("line_probe", ROOT / "benchmarks" / "line_probe.py")
+line_probe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(line_probe)
+
+
+def lines(*paths):
+    """Logits B x T x 11 that put (nearly) all probability on each given frame path (0 = blank, k = digit k-1)."""
+    out = torch.full((len(paths), len(paths[0]), 11), -20.0)
+    for b, path in enumerate(paths):
+        for t, k in enumerate(path):
+            out[b, t, k] = 20.0
+    return out
+
+
+def test_the_likelihood_sums_the_alignments_of_the_number_and_not_of_others():
+    logits = lines([0, 2, 2, 0, 3, 0], [0] * 6)  # "12" (the 1 held two frames), and an empty line
+    got = line_probe.log_likelihood(logits, ["12", "-1"])
+    assert got[0] == pytest.approx(0.0, abs=1e-3) and got[1] == pytest.approx(0.0, abs=1e-3)
+    wrong = line_probe.log_likelihood(logits, [None, "21"])
+    assert wrong[0] < -30 and wrong[1] < -30  # no number where "12" is written; a number on the empty line
+    assert line_probe.log_likelihood(logits[:1], ["21"])[0] < -30  # the digits swapped
+    assert line_probe.log_likelihood(logits[:1], ["112"])[0] < -30  # a doubled digit needs a blank between
+
+
+def test_the_dispute_rule_replaces_only_a_close_up_the_line_reads_much_likelier():
+    logits = lines([0, 2, 0, 3, 0, 0], [0, 2, 0, 3, 0, 0], [0, 4, 0, 0, 0, 0])  # "12", "12", "3"
+    items = [("a.png", "12"), ("b.png", "12"), ("c.png", "3")]
+    got = line_probe.decode(logits)
+    assert [g for g, _ in got] == ["12", "12", "3"]
+    pair = {"a.png": {"up": "13", "route": "close"},  # wrong, a close-up: the line's 12 replaces it
+            "b.png": {"up": "13", "route": "whole"},  # wrong, but read as a whole photo: kept
+            "c.png": {"up": "3", "route": "close"}}  # right and agreed: kept
+    assert line_probe.disputed(items, got, logits, pair, [1, 1e6]) == "dispute@1 2 (+1)  dispute@1e+06 1 (+0)"

@@ -142,7 +142,7 @@ def decode(logits) -> list[tuple[str, float]]:
     return out
 
 
-def log_likelihood(logits, numbers: list[str]) -> list[float]:
+def log_likelihood(logits, numbers: list[str | None]) -> list[float]:
     """log P(number | line) under CTC, summed over every alignment; None or "-1" (no number): the all-blank line."""
     import torch
     import torch.nn.functional as F

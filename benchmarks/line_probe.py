@@ -148,11 +148,17 @@ def log_likelihood(logits, numbers: list[str | None]) -> list[float]:
     import torch.nn.functional as F
 
     lp = logits.log_softmax(-1).transpose(0, 1)  # T x B x 11, as ctc_loss takes it
-    tgt = [[int(c) + 1 for c in n] if n and n.isdigit() else [] for n in numbers]
-    flat = torch.tensor([c for t in tgt for c in t], dtype=torch.long)
-    lens = torch.tensor([len(t) for t in tgt], dtype=torch.long)
+    flat, lens = ctc_targets([n if n and n.isdigit() else "" for n in numbers])
     frames = torch.full((lp.shape[1],), lp.shape[0], dtype=torch.long)
     return (-F.ctc_loss(lp, flat, frames, lens, reduction="none", zero_infinity=False)).tolist()
+
+
+def ctc_targets(numbers):
+    """Digit strings -> CTC's concatenated targets (digit d is class d + 1; 0 is the blank) and their lengths."""
+    import torch
+
+    return (torch.tensor([int(c) + 1 for n in numbers for c in n], dtype=torch.long),
+            torch.tensor([len(n) for n in numbers], dtype=torch.long))
 
 
 def augment(xb, rng: np.random.Generator):
@@ -214,8 +220,7 @@ def train(args) -> int:
             j = order[s * args.batch:(s + 1) * args.batch]
             rng = np.random.default_rng([args.seed, epoch, s])
             xb = augment(as_batch(x[j]), rng)
-            targets = torch.tensor([int(c) + 1 for t in y[j] for c in t])
-            lengths = torch.tensor([len(t) for t in y[j]])
+            targets, lengths = ctc_targets(y[j])
             logp = model(xb).log_softmax(-1).transpose(0, 1)  # T x B x 11
             loss = ctc(logp, targets, torch.full((len(j),), logp.shape[0], dtype=torch.long), lengths)
             opt.zero_grad()
@@ -270,13 +275,19 @@ def evaluate(args) -> int:
     return 0
 
 
+def readings_of(items, pair: dict) -> list[dict]:
+    """The pair's cached record of each photo; one line and exit when the --pair caches miss some."""
+    recs = [pair.get(str(p)) for p, _ in items]
+    if None in recs:
+        raise SystemExit(f"the --pair caches miss {sum(r is None for r in recs)} of the {len(items)} photos")
+    return recs
+
+
 def combined(items, got, pair: dict, taus: list[float]) -> str:
     """The pair's count, the line recogniser's, either right (a look, not a rule), and the rule "override at
     tau": on a photo the pair read as a close-up, the line's number replaces the pair's when its path
     probability is at least tau."""
-    recs = [pair.get(str(p)) for p, _ in items]
-    if None in recs:
-        raise SystemExit(f"the --pair caches miss {sum(r is None for r in recs)} of the {len(items)} photos")
+    recs = readings_of(items, pair)
     up = sum(r["up"] == t for r, (_, t) in zip(recs, items))
     line = sum(g == t for (g, _), (_, t) in zip(got, items))
     either = sum(r["up"] == t or g == t for r, (g, _), (_, t) in zip(recs, got, items))
@@ -292,7 +303,7 @@ def disputed(items, got, logits, pair: dict, margins: list[float]) -> str:
     """The rule "dispute at margin m": on a photo the pair read as a close-up, the line's number replaces the
     pair's when the line finds its own number at least e^m times likelier than the pair's (CTC likelihood,
     all alignments). Unlike the path confidence, this asks how strongly the line disagrees with the pair."""
-    recs = [pair[str(p)] for p, _ in items]
+    recs = readings_of(items, pair)
     up = sum(r["up"] == t for r, (_, t) in zip(recs, items))
     gap = np.subtract(log_likelihood(logits, [g for g, _ in got]), log_likelihood(logits, [r["up"] for r in recs]))
     cols = []

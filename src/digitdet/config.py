@@ -123,6 +123,8 @@ class PredictConfig:
     # The bundled reader's close-up reader (reading/routing.py) reads a photo whose number is >= close_frac of
     close_frac: float | None = 0.35  # its height (null: the first reader alone, as a checkpoint), at each
     close_vote: bool = True  # of its training scales with close_vote, the readings voting
+    # ... and the line recogniser, when shipped, may then dispute its number (reading/dispute.py): it wins when
+    line_margin: float | None = 3.0  # its number is >= e^line_margin times likelier than the pair's (null: never)
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
     # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the

@@ -1,6 +1,6 @@
 """The command line, argparse and dispatch only: `main(argv=None)` parses and runs one command, and every
 command's work lives in the package below it. One module per command group registers its subcommands:
-`data` (synth, check, convert-svhn), `train` (train, eval, pretrain), `read` (read, predict), `serve`,
+`data` (synth, check, convert-svhn), `train` (train, eval, pretrain, line), `read` (read, predict), `serve`,
 `experiments` (demo, ablate, sweep, errors) and `speed` (export); `budget` holds the budget flags they share.
 It may import everything in digitdet; nothing imports it.
 """
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub, budget_flags)  # train, eval
     read.register_predict(sub)
     train.register_pretrain(sub)
+    train.register_line(sub)
     experiments.register_demo(sub, budget_flags)
     read.register(sub)
     serve.register(sub)

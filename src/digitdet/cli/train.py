@@ -1,5 +1,5 @@
-"""Training commands: `digitdet train`, `eval` and `pretrain`. Parsing and printing only; the work is in
-digitdet.training."""
+"""Training commands: `digitdet train`, `eval`, `pretrain` and `line` (the line recogniser). Parsing and
+printing only; the work is in digitdet.training."""
 
 from __future__ import annotations
 
@@ -90,3 +90,54 @@ def register_pretrain(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int)
     s.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     s.set_defaults(func=_cmd_pretrain)
+
+
+def _cmd_line(a: argparse.Namespace) -> int:
+    if a.step == "prepare":
+        from digitdet.training.line import prepare
+
+        done = prepare(a.folders, a.out, workers=a.workers, progress=not a.quiet)
+        print(f"{done['close_ups']} close-ups -> {a.out}; numbers by length {done['by_length']}")
+    elif a.step == "train":
+        from digitdet.training.line import LineSettings, train
+
+        fields = ("epochs", "batch", "lr", "width", "seed", "save_every")
+        settings = LineSettings(**{k: getattr(a, k) for k in fields if getattr(a, k) is not None})
+        done = train(a.data, a.out, settings, resume=a.resume, progress=not a.quiet)
+        print(f"{done['views']} views ({done['views_this_run']} this run) in {done['minutes']:.1f} min "
+              f"({done['img_s']:.0f} img/s) -> {a.out}")
+    else:
+        import torch
+
+        from digitdet.model.line import pack_line_reader
+
+        ck = torch.load(a.checkpoint, map_location="cpu", weights_only=True)
+        meta = {k: ck[k] for k in ("settings", "data", "close_ups", "seen", "epoch")} | {"note": a.note or ""}
+        pack_line_reader(a.checkpoint, a.out, meta)
+        print(f"{a.checkpoint} ({ck['seen']} views) -> {a.out}")
+    return 0
+
+
+def register_line(sub: argparse._SubParsersAction) -> None:
+    """line prepare / train / pack."""
+    s = sub.add_parser("line", help="train the line recogniser that may dispute a close-up's number")
+    steps = s.add_subparsers(dest="step", required=True, metavar="STEP")
+    t = steps.add_parser("prepare", help="the close-ups of `digitdet synth` folders' train splits -> lines (.npz)")
+    t.add_argument("folders", nargs="+")
+    t.add_argument("--out", required=True, help=".npz file to write")
+    t.add_argument("--workers", type=int, help="processes (default: all cores)")
+    t = steps.add_parser("train", help="train on prepared lines (checkpointed; --resume goes on)")
+    t.add_argument("data", nargs="+", help="prepare's .npz files, trained on together")
+    t.add_argument("--out", required=True, help="checkpoint file")
+    t.add_argument("--epochs", type=int, help="passes over the lines (default 4)")
+    t.add_argument("--batch", type=int, help="lines a step (default 64)")
+    t.add_argument("--lr", type=float, help="peak of the one-cycle schedule (default 0.002)")
+    t.add_argument("--width", type=float, help="channels x this (default 1.5: 1.3 M parameters)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--save-every", type=int, help="steps between checkpoints (default 500)")
+    t.add_argument("--resume", action="store_true", help="go on from --out")
+    t = steps.add_parser("pack", help="a trained checkpoint -> the shipped float16 file")
+    t.add_argument("checkpoint")
+    t.add_argument("--out", required=True)
+    t.add_argument("--note", help="provenance kept in the file's meta (e.g. the measurement it passed)")
+    s.set_defaults(func=_cmd_line)

@@ -20,6 +20,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_READER = "reader-whole-resnet18-l3"
 # The bundled reader's close-up reader (reading/routing.py): reads the photos whose number is large in them.
 BUNDLED_CLOSE_READER = "reader-v2-resnet18-l3"
+# The line recogniser (model/line.py) that may dispute the close-up reader's number (reading/dispute.py):
+# consulted when shipped.
+BUNDLED_LINE_READER = "line-crnn"
 
 
 def bundled_reader_path(name: str = BUNDLED_READER) -> Path:
@@ -30,11 +33,16 @@ def bundled_reader_path(name: str = BUNDLED_READER) -> Path:
     return path
 
 
-def bundled_reader_paths(close_frac: float | None) -> list[Path]:
+def bundled_reader_paths(close_frac: float | None, line_margin: float | None = None) -> list[Path]:
     """The files the bundled reader reads with: the whole-photo reader, then its close-up reader unless
-    predict.close_frac is null (reading/routing.py)."""
+    predict.close_frac is null (reading/routing.py), then the line recogniser when it is shipped and
+    predict.line_margin is set."""
     names = [BUNDLED_READER] + ([BUNDLED_CLOSE_READER] if close_frac is not None else [])
-    return [bundled_reader_path(name) for name in names]
+    paths = [bundled_reader_path(name) for name in names]
+    line = WEIGHTS_DIR / f"{BUNDLED_LINE_READER}.pt"
+    if close_frac is not None and line_margin is not None and line.is_file():
+        paths.append(line)
+    return paths
 
 
 def load_packed(path: Path) -> dict:

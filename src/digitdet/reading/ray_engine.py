@@ -128,7 +128,8 @@ class BatchReader:
 def run_record(cfg: Any, checkpoint: str | Path | None, entries: list[tuple[int, Path]]) -> dict:
     """What a run reads (config, weights files, file list): a resumed run must match it exactly, else its
     parts would mix two answers. `entries` with absolute paths."""
-    weights = [Path(checkpoint)] if checkpoint is not None else bundled_reader_paths(cfg.predict.close_frac)
+    weights = [Path(checkpoint)] if checkpoint is not None else bundled_reader_paths(
+        cfg.predict.close_frac, cfg.predict.line_margin)
     listing = hashlib.sha256("".join(f"{i}\t{p}\n" for i, p in entries).encode()).hexdigest()
     model = [{"weights": str(w.absolute()), "bytes": w.stat().st_size, "mtime_ns": w.stat().st_mtime_ns} for w in
              weights]

@@ -21,6 +21,7 @@ from digitdet.config import load_config
 from digitdet.errors import DataError
 from digitdet.model.checkpoint import model_from_checkpoint, model_from_state
 from digitdet.model.inference import prepare_for_reading
+from digitdet.model.line import load_line_reader
 from digitdet.model.packed import bundled_reader_path, bundled_reader_paths, load_packed
 from digitdet.reading.grouping import Candidate
 from digitdet.reading.routing import ReaderPair
@@ -50,7 +51,8 @@ def load_model(checkpoint: str | Path | None = None, overrides=(), device: str |
     """(cfg, model in eval mode, prepared for reading: norms folded, stem in bands, channels-last
     (model.inference.prepare_for_reading)). No
     checkpoint: the bundled reader, loaded with weights_only=True: its whole-photo and close-up readers as
-    a reading.routing.ReaderPair (predict.close_frac=null: the first alone); reading.scan.for_inference
+    a reading.routing.ReaderPair (predict.close_frac=null: the first alone), with the line recogniser when
+    it is shipped (predict.line_margin=null: without); reading.scan.for_inference
     makes either a detector."""
     if checkpoint is not None:
         cfg, model, _ = model_from_checkpoint(checkpoint, tuple(overrides), device=device)
@@ -63,11 +65,13 @@ def load_model(checkpoint: str | Path | None = None, overrides=(), device: str |
         return cfg, model
 
     cfg, model = packed(bundled_reader_path())
-    close = bundled_reader_paths(cfg.predict.close_frac)[1:]  # the overrides may set close_frac=null
+    # the overrides may set close_frac or line_margin to null
+    close = bundled_reader_paths(cfg.predict.close_frac, cfg.predict.line_margin)[1:]
     if not close:
         return cfg, model
     close_cfg, close_model = packed(close[0])
-    return cfg, ReaderPair(model, close_model, close_cfg)
+    line = load_line_reader(close[1]).to(device) if len(close) > 1 else None
+    return cfg, ReaderPair(model, close_model, close_cfg, line)
 
 
 class Reader:
@@ -80,7 +84,8 @@ class Reader:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, model = load_model(checkpoint, overrides, self.device)
         self.source = (str(checkpoint) if checkpoint is not None else
-                       "bundled:" + "+".join(p.stem for p in bundled_reader_paths(self.cfg.predict.close_frac)))
+                       "bundled:" + "+".join(p.stem for p in bundled_reader_paths(self.cfg.predict.close_frac,
+                                                                                  self.cfg.predict.line_margin)))
         if scan is not None:  # predict.scan: "cascade", "pyramid" or "single" (default: the config's)
             self.cfg = load_config(base=self.cfg.to_dict(), overrides=[f"predict.scan={scan}"])
         self.detector = for_inference(model, self.cfg)

@@ -23,6 +23,9 @@ its training scales (its model.min_size: 72, 80 and 88 px) and the readings vote
 or invents a cut digit that the other two read right. Chosen on synthetic validation (val21: 1,385 -> 1,397
 of 1,500 close-up photos, cut 259 -> 266) and confirmed on a fresh split (weights/MODEL.md); a close-up
 costs three reads of the close-up reader instead of one.
+
+When the line recogniser is shipped (weights/line-crnn.pt) and predict.line_margin is set, it then reads the
+close-up as one line and may dispute the vote's number (reading/dispute.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from digitdet.reading.dispute import dispute
 from digitdet.reading.numbers import presence_scores, read_candidates
 
 
@@ -45,15 +49,16 @@ class RouteSettings:
     # wood, window frames) re-read 12 of 78 times where v1 read nothing, at 0.3 twice, for one cut photo in
     # 120 on synthetic validation (benchmarks/number_free.py, route_readers.py; never the real sets).
     tall_score: float = 0.3
+    line_margin: float | None = 3.0  # predict.line_margin: the line recogniser's dispute (reading/dispute.py)
 
 
 class ReaderPair(nn.Module):
     """The two models as reading.reader.load_model gives them; reading.scan.for_inference makes the pair a
     RoutedDetector. `close_cfg`: the close-up reader's own config (its read_thresh tuned for it)."""
 
-    def __init__(self, whole: nn.Module, close: nn.Module, close_cfg) -> None:
+    def __init__(self, whole: nn.Module, close: nn.Module, close_cfg, line: nn.Module | None = None) -> None:
         super().__init__()
-        self.whole, self.close, self.close_cfg = whole, close, close_cfg
+        self.whole, self.close, self.close_cfg, self.line = whole, close, close_cfg, line
 
     def close_config(self, cfg):
         """The close-up reader's config scanning as `cfg` does (predict.scan, e.g. `--scan pyramid`)."""
@@ -83,10 +88,11 @@ class RoutedDetector(nn.Module):
     reading.scan detector: cascade, pyramid or single), with 'presence' and 'reader' ('whole' or 'close')."""
 
     def __init__(self, whole: nn.Module, close: nn.Module, settings: RouteSettings = RouteSettings(),
-                 close_views: tuple[nn.Module, ...] = ()) -> None:
+                 close_views: tuple[nn.Module, ...] = (), line: nn.Module | None = None) -> None:
         super().__init__()
         self.whole, self.close, self.settings = whole, close, settings
         self.close_views = nn.ModuleList(close_views)  # the close-up reader at its other scales (the vote)
+        self.line = line  # the line recogniser (model/line.py), or None: no dispute
 
     @torch.inference_mode()
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -99,7 +105,10 @@ class RoutedDetector(nn.Module):
         if close_up_height(det, s) < s.close_frac * image.shape[-2]:
             return {**det, "reader": "whole"}
         views = [self._close_reading(detector, image) for detector in (self.close, *self.close_views)]
-        return vote(views, s)
+        det = vote(views, s)
+        if self.line is None or s.line_margin is None:
+            return det
+        return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou)
 
     def _close_reading(self, detector: nn.Module, image: torch.Tensor) -> dict:
         """The close-up reader's detections (through `detector`, one of its scales) on the whole-photo
@@ -148,9 +157,11 @@ def routed(pair: ReaderPair, cfg, for_inference) -> RoutedDetector:
     """The pair's detector: each reader inside `for_inference` (reading.scan's) with its own config."""
     close_cfg = pair.close_config(cfg)
     settings = RouteSettings(close_frac=cfg.predict.close_frac, whole_thresh=cfg.predict.read_thresh,
-                             close_thresh=close_cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou)
+                             close_thresh=close_cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou,
+                             line_margin=cfg.predict.line_margin)
     views = tuple(for_inference(pair.close, c) for c in vote_configs(close_cfg, cfg))
-    return RoutedDetector(for_inference(pair.whole, cfg), for_inference(pair.close, close_cfg), settings, views)
+    return RoutedDetector(for_inference(pair.whole, cfg), for_inference(pair.close, close_cfg), settings, views,
+                          pair.line)
 
 
 def vote_configs(close_cfg, cfg) -> list:

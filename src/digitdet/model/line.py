@@ -1,0 +1,127 @@
+"""The line recogniser: a close-up read as one line of text (CNN + BiLSTM + CTC, the design of PP-OCR's and
+EasyOCR's recognisers), with no boxes. The bundled reader consults it on close-ups only, where it disputes
+the detector pair's number (reading/dispute.py); it is trained by `digitdet line` (training/line.py) and
+shipped as weights/line-crnn.pt (weights/MODEL.md).
+
+A line is the image resized to H = 32 px high, its aspect kept up to W = 128 px wide (squashed beyond),
+padded on the right with its own last column. The network's 32 time steps are 4 px of the line each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from digitdet import io
+from digitdet.errors import DigitdetError, first_line
+
+H, W = 32, 128
+STRIDE = 4  # line pixels per time step
+
+
+def line_width(width: int, height: int) -> int:
+    """The width an image of (width, height) takes in its line before padding: aspect kept, 1..W px."""
+    return max(1, min(W, round(width * H / height)))
+
+
+def to_line(img) -> np.ndarray:
+    """A PIL image -> uint8 H x W x 3 (see the module doc)."""
+    from PIL import Image
+
+    img = img.convert("RGB")
+    w = line_width(img.width, img.height)
+    a = np.asarray(img.resize((w, H), Image.BICUBIC))
+    if w < W:
+        a = np.concatenate([a, np.repeat(a[:, -1:], W - w, axis=1)], axis=1)
+    return a
+
+
+def as_batch(lines: np.ndarray) -> torch.Tensor:
+    """uint8 N x H x W x 3 lines -> the float N x 3 x H x W batch in [0, 1] the recogniser takes."""
+    return torch.from_numpy(np.ascontiguousarray(lines)).permute(0, 3, 1, 2).float() / 255
+
+
+def _channels(n: int, width: float) -> int:
+    return int(round(n * width / 8)) * 8
+
+
+def _block(cin: int, cout: int, pool) -> list[nn.Module]:
+    layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return layers + ([nn.MaxPool2d(pool)] if pool else [])
+
+
+class LineReader(nn.Module):
+    """forward(B x 3 x H x W in [0, 1]) -> B x 32 x 11 logits (class 0: the CTC blank, d + 1: digit d).
+    `width` scales every layer's channels (1.0: 0.59 M parameters, 1.5: 1.3 M)."""
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        self.width = width
+
+        def c(n):
+            return _channels(n, width)
+
+        self.cnn = nn.Sequential(
+            *_block(3, c(32), 2), *_block(c(32), c(48), 2),  # 8 x 32
+            *_block(c(48), c(64), None), *_block(c(64), c(64), (2, 1)),  # 4 x 32
+            *_block(c(64), c(96), None), *_block(c(96), c(96), (2, 1)),  # 2 x 32
+            nn.Conv2d(c(96), c(192), (2, 1), bias=False), nn.BatchNorm2d(c(192)), nn.ReLU(inplace=True))  # 1 x 32
+        self.rnn = nn.LSTM(c(192), c(128), bidirectional=True, batch_first=True)
+        self.head = nn.Linear(2 * c(128), 11)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.cnn(x - 0.5).squeeze(2).transpose(1, 2)  # B x T x C
+        return self.head(self.rnn(f)[0])
+
+
+def ctc_targets(numbers) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digit strings -> CTC's concatenated targets (digit d is class d + 1; 0 is the blank) and their lengths."""
+    return (torch.tensor([int(c) + 1 for n in numbers for c in n], dtype=torch.long),
+            torch.tensor([len(n) for n in numbers], dtype=torch.long))
+
+
+def decode(logits: torch.Tensor) -> list[tuple[str | None, list[int]]]:
+    """Greedy CTC per line: (the number, None when no digit; the time step where each of its digits starts)."""
+    idx = logits.argmax(-1)
+    out = []
+    for k in idx:
+        starts = [t for t in range(len(k)) if k[t] > 0 and (t == 0 or k[t] != k[t - 1])]
+        out.append(("".join(str(int(k[t]) - 1) for t in starts) or None, starts))
+    return out
+
+
+def log_likelihood(logits: torch.Tensor, numbers: list[str | None]) -> list[float]:
+    """log P(number | line) under CTC, summed over every alignment; None (no number): the all-blank line."""
+    lp = logits.float().log_softmax(-1).transpose(0, 1)  # T x B x 11, as ctc_loss takes it
+    flat, lens = ctc_targets([n if n and n.isdigit() else "" for n in numbers])
+    frames = torch.full((lp.shape[1],), lp.shape[0], dtype=torch.long)
+    return (-F.ctc_loss(lp, flat, frames, lens, reduction="none", zero_infinity=False)).tolist()
+
+
+def pack_line_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = None) -> dict:
+    """A training checkpoint (training/line.py) -> the shipped file: float16 weights, the width and `meta`
+    (data, command, measurements), loadable with weights_only=True."""
+    import json
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    packed = {"kind": "line-reader", "width": float(ck["width"]),
+              "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state"].items()},
+              "meta": json.loads(json.dumps(meta or {}, default=str))}
+    io.save_torch(out, packed)
+    return packed
+
+
+def load_line_reader(path: str | Path) -> LineReader:
+    """The recogniser in a packed file (pack_line_reader's) or a training checkpoint, in eval mode, float32."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        model = LineReader(float(ck["width"]))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in ck["model" if "model" in ck else "state"].items()})
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line naming it
+        raise DigitdetError(f"{path}: not a digitdet line recogniser ({first_line(exc, typed=True)})") from None
+    return model.eval()

@@ -1,0 +1,78 @@
+"""The line recogniser's dispute: on a close-up, the detector pair's number gives way to the line
+recogniser's (model/line.py) when the recogniser finds its own number at least e^margin times likelier than
+the pair's, its CTC likelihood summed over every alignment (predict.line_margin; null: never consulted).
+
+Why a dispute and not the recogniser alone: alone it reads cut close-ups better than the pair and relief,
+crop and plaque close-ups worse; its path confidence did not say when to trust it, but how strongly it
+disagrees with the pair did. Margin 3 was chosen on synthetic validation (val21 + val35) and passed a fresh
+split by a rule written first (weights/MODEL.md, 2026-12-06); never tuned on the real photo sets.
+
+The answer stays detections, so every caller (`read`, `predict`, `serve`, the Ray engine) reads it as it
+reads the pair's: when the pair's best number has as many digits as the line's, its boxes are kept and
+relabelled left to right; otherwise each digit gets a box from where the recogniser's CTC path places it
+(4 px of the line a time step), as tall as the pair's number, or as the photo when the pair read none. Each
+digit's score is the line's number probability mapped onto [whole_thresh, 1]: what the dispute decided is
+read at the callers' threshold. A stacked (vertical) number is never disputed: the recogniser reads rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from digitdet.model.line import STRIDE, LineReader, as_batch, decode, line_width, log_likelihood, to_line
+from digitdet.reading.grouping import Candidate
+from digitdet.reading.numbers import read_candidates
+
+
+def line_of_tensor(image: torch.Tensor) -> np.ndarray:
+    """A C x H x W image tensor (uint8, or float in [0, 1]) -> its line, as to_line makes one from the file."""
+    from PIL import Image
+
+    if image.dtype != torch.uint8:
+        image = (image.float() * 255).round().clamp(0, 255).to(torch.uint8)
+    return to_line(Image.fromarray(image.permute(1, 2, 0).cpu().numpy()))
+
+
+@torch.inference_mode()
+def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: float, whole_thresh: float,
+            dedup_iou: float) -> dict:
+    """`det` (the pair's detections of a close-up, on the callers' scale: scores, presence) or, when the
+    line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'."""
+    best = read_candidates(det["boxes"], det["scores"], det["labels"], whole_thresh, dedup_iou,
+                           det.get("presence"))[:1]
+    pair = best[0] if best else None
+    if pair is not None and pair.vertical:
+        return det
+    logits = line_reader(as_batch(line_of_tensor(image)[None]))
+    number, starts = decode(logits)[0]
+    if number is None or (pair is not None and number == pair.number):
+        return det
+    mine, theirs = log_likelihood(logits.expand(2, -1, -1), [number, pair.number if pair else None])
+    if mine - theirs < margin:
+        return det
+    boxes = line_boxes(number, starts, pair, image.shape[-1], image.shape[-2])
+    score = whole_thresh + (1.0 - whole_thresh) * math.exp(min(mine, 0.0))
+    n = len(number)
+    scores = torch.full((n,), score, dtype=torch.float32)
+    return {"boxes": boxes, "scores": scores, "presence": scores.clone(), "reader": "line",
+            "labels": torch.tensor([int(c) + 1 for c in number], dtype=torch.int64)}
+
+
+def line_boxes(number: str, starts: list[int], pair: Candidate | None, width: int, height: int) -> torch.Tensor:
+    """xyxy boxes in the photo's pixels for the digits of `number`, left to right (see the module doc)."""
+    if pair is not None and len(pair.digits) == len(number):
+        return torch.tensor(sorted((d.box for d in pair.digits), key=lambda b: b[0] + b[2]), dtype=torch.float32)
+    top, bottom = (pair.box[1], pair.box[3]) if pair is not None else (0.0, float(height))
+    scale = width / line_width(width, height)  # line pixels -> photo pixels (the padding maps beyond the photo)
+    centres = [(t + 0.5) * STRIDE for t in starts]
+    pitch = float(np.median(np.diff(centres))) if len(centres) > 1 else float(line_width(width, height))
+    pitch = min(pitch, line_width(width, height) / len(number))  # no wider than the line shares out
+    out = []
+    for c in centres:
+        x0 = min(max(0.0, (c - pitch / 2) * scale), width - 1.0)
+        x1 = min(float(width), (c + pitch / 2) * scale)
+        out.append((x0, top, max(x1, x0 + 1.0), bottom))
+    return torch.tensor(out, dtype=torch.float32)

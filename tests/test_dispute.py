@@ -1,0 +1,129 @@
+"""reading/dispute.py: the line recogniser disputes a close-up's number (stand-in recognisers give known
+logits), inside the routing, and the bundled reader loads it when it is shipped."""
+
+import pytest
+import torch
+
+import test_pyramid
+import test_routing
+from digitdet.model import line, packed
+from digitdet.reading import numbers
+from digitdet.reading.dispute import dispute, line_boxes
+from digitdet.reading.routing import RoutedDetector, RouteSettings
+
+S = RouteSettings(close_frac=0.35, whole_thresh=0.98, close_thresh=0.85, dedup_iou=0.3, line_margin=3.0)
+
+
+def logits_of(number: str, at=(4, 10, 16, 22), sure: float = 20.0, rival: dict | None = None) -> torch.Tensor:
+    """1 x 32 x 11 logits: blank everywhere but digit k of `number` at step at[k], `sure` nats above the rest;
+    rival {k: (digit, nats)}: at step at[k] that other digit is only `nats` below it."""
+    out = torch.zeros(1, line.W // line.STRIDE, 11)
+    out[0, :, 0] = sure
+    for k, c in enumerate(number):
+        out[0, at[k], 0] = 0.0
+        out[0, at[k], int(c) + 1] = sure
+    for k, (digit, nats) in (rival or {}).items():
+        out[0, at[k], digit + 1] = sure - nats
+    return out
+
+
+class Stub(torch.nn.Module):
+    """A line recogniser that gives the same logits for every line; counts its calls."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits, self.calls = logits, 0
+
+    def forward(self, x):
+        self.calls += 1
+        assert x.shape == (1, 3, line.H, line.W)
+        return self.logits
+
+
+def pair_det(boxes, digits, score=0.99):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32), "scores": torch.full((len(digits),), score),
+            "labels": torch.tensor([int(c) + 1 for c in digits]), "reader": "close"}
+
+
+def read(det, thresh=0.98):
+    return numbers.read_number(det["boxes"], det["scores"], det["labels"], thresh, 0.3, det.get("presence"))
+
+
+IMAGE = test_pyramid.image_with_blob(100, 160, (40, 20, 120, 80))  # a close-up: 160 x 100, the line 51 px
+
+
+def test_a_dropped_edge_digit_comes_back_with_boxes_where_the_line_reads_it():
+    """The pair reads "16" (the cut 2 dropped), the line "216" beyond any doubt: the answer reads "216" at
+    the callers' threshold, three boxes left to right, as tall as the pair's number, inside the photo.
+    Mutations: the margin test inverted; boxes in line pixels (not scaled to the photo's)."""
+    det = pair_det([[60, 20, 85, 80], [90, 20, 115, 80]], "16")
+    got = dispute(Stub(logits_of("216", at=(2, 6, 10))), IMAGE, det, 3.0, 0.98, 0.3)
+    assert got["reader"] == "line" and read(got) == "216"
+    b = got["boxes"]
+    assert b.shape == (3, 4) and (b[:, 1] == 20).all() and (b[:, 3] == 80).all()
+    assert (b[1:, 0] >= b[:-1, 0]).all() and float(b[:, 0].min()) >= 0 and float(b[:, 2].max()) <= 160
+    scale = 160 / line.line_width(160, 100)
+    assert float(b[2, 0] + b[2, 2]) / 2 == pytest.approx((10 + 0.5) * line.STRIDE * scale)  # where step 10 is
+    assert float(b[2, 2] - b[2, 0]) == pytest.approx(4 * line.STRIDE * scale)  # the steps between digits
+
+
+def test_as_many_digits_keep_the_pairs_boxes_relabelled():
+    """The pair reads "13", the line "12": the pair's boxes, the line's digits. Mutation: always boxes from
+    the line's path."""
+    det = pair_det([[90, 20, 115, 80], [60, 20, 85, 80]], "31")  # listed right to left
+    got = dispute(Stub(logits_of("12")), IMAGE, det, 3.0, 0.98, 0.3)
+    assert read(got) == "12" and got["boxes"].tolist() == [[60, 20, 85, 80], [90, 20, 115, 80]]
+
+
+@pytest.mark.parametrize("margin, want", [(3.0, "13"), (0.5, "12")])
+def test_the_line_wins_only_by_the_margin(margin, want):
+    """At the second digit the line holds "2" only 1 nat likelier than "3": e^1 < e^3 keeps the pair's "13",
+    a 0.5 margin gives the line's "12"."""
+    det = pair_det([[60, 20, 85, 80], [90, 20, 115, 80]], "13")
+    got = dispute(Stub(logits_of("12", rival={1: (3, 1.0)})), IMAGE, det, margin, 0.98, 0.3)
+    assert read(got) == want and (got is det) == (want == "13")
+
+
+def test_no_dispute_on_agreement_a_stacked_number_or_an_empty_line():
+    stub = Stub(logits_of("21"))
+    column = pair_det([[60, 10, 90, 45], [60, 50, 90, 85]], "12")  # "1" above "2": a stacked number
+    assert dispute(stub, IMAGE, column, 3.0, 0.98, 0.3) is column and stub.calls == 0
+    agreed = pair_det([[60, 20, 85, 80], [90, 20, 115, 80]], "21")
+    assert dispute(stub, IMAGE, agreed, 3.0, 0.98, 0.3) is agreed and stub.calls == 1
+    assert dispute(Stub(logits_of("")), IMAGE, agreed, 3.0, 0.98, 0.3) is agreed
+
+
+def test_a_number_the_pair_missed_is_read_photo_high():
+    got = dispute(Stub(logits_of("7", at=(12,))), IMAGE, pair_det([], ""), 3.0, 0.98, 0.3)
+    assert read(got) == "7" and got["boxes"][0, 1] == 0 and got["boxes"][0, 3] == 100
+    assert line_boxes("7", [12], None, 160, 100).tolist() == got["boxes"].tolist()
+
+
+def test_the_routing_consults_the_line_on_close_ups_only():
+    """Mutation: the dispute called on whole photos too; predict.line_margin=null ignored."""
+    stub = Stub(logits_of("5", at=(12,)))
+    close = test_routing.Fixed()
+    tall = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 46))  # 36 px of 100: a close-up ("12")
+    assert RoutedDetector(test_routing.whole_reader(), close, S, line=stub)([tall])[0]["reader"] == "line"
+    small = test_pyramid.image_with_blob(300, 400, (100, 100, 130, 140))
+    assert RoutedDetector(test_routing.whole_reader(), close, S, line=stub)([small])[0]["reader"] == "whole"
+    assert stub.calls == 1
+    off = RouteSettings(**{**S.__dict__, "line_margin": None})
+    assert RoutedDetector(test_routing.whole_reader(), close, off, line=stub)([tall])[0]["reader"] == "close"
+    assert stub.calls == 1
+
+
+def test_the_bundled_reader_loads_the_line_recogniser_when_shipped(tmp_path, monkeypatch):
+    """With weights/line-crnn.pt beside the pair, Reader() consults it (and names it); predict.line_margin=null
+    or its absence reads without. Mutation: load_model ignores the third file."""
+    from digitdet.reading.reader import Reader
+
+    for p in packed.WEIGHTS_DIR.glob("reader-*.pt"):
+        (tmp_path / p.name).symlink_to(p)
+    monkeypatch.setattr(packed, "WEIGHTS_DIR", tmp_path)
+    assert Reader(device="cpu").detector.line is None
+    torch.save({"width": 0.25, "model": line.LineReader(0.25).state_dict()}, tmp_path / "line-crnn.pt")
+    reader = Reader(device="cpu")
+    assert isinstance(reader.detector.line, line.LineReader) and reader.source.endswith("+line-crnn")
+    assert reader.detector.settings.line_margin == 3.0
+    assert Reader(device="cpu", overrides=["predict.line_margin=null"]).detector.line is None

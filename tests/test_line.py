@@ -1,0 +1,140 @@
+"""model/line.py and training/line.py: the line recogniser's lines, CTC reading and likelihood, its packed
+file, and `digitdet line prepare/train/pack` on a tiny synthetic folder (a resumed run ends where an
+uninterrupted one does)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from digitdet.cli import main
+from digitdet.errors import DataError, DigitdetError
+from digitdet.model import line
+from digitdet.training import line as line_training
+from tiny import make_tiny_dataset
+
+
+def lines(*paths):
+    """Logits B x T x 11 that put (nearly) all probability on each given frame path (0 = blank, k = digit k-1)."""
+    out = torch.full((len(paths), len(paths[0]), 11), -20.0)
+    for b, path in enumerate(paths):
+        for t, k in enumerate(path):
+            out[b, t, k] = 20.0
+    return out
+
+
+def test_a_line_keeps_the_aspect_pads_with_the_edge_and_squashes_long_images():
+    """A 60 x 30 image is 64 px of its 32 px high line, the rest its last column repeated; a 600 x 30 one is
+    squashed to 128. Mutation: pad with zeros (the right part black)."""
+    a = np.zeros((30, 60, 3), np.uint8)
+    a[:, -6:] = (200, 100, 50)  # wide enough that bicubic keeps its colour at the edge
+    got = line.to_line(Image.fromarray(a))
+    assert got.shape == (line.H, line.W, 3) and got.dtype == np.uint8
+    assert line.line_width(60, 30) == 64 and line.line_width(600, 30) == 128 and line.line_width(1, 500) == 1
+    assert (got[:, 64:] == got[:, 63:64]).all() and tuple(got[5, 100]) == (200, 100, 50)
+
+
+def test_greedy_decoding_gives_the_number_and_where_each_digit_starts():
+    """Mutation: repeats not collapsed in decode ("1123"), or digit k read as k (not k - 1)."""
+    got = line.decode(lines([0, 2, 2, 0, 3, 0, 4, 4], [0] * 8, [0, 2, 0, 2, 0, 0, 0, 0]))
+    assert got == [("123", [1, 4, 6]), (None, []), ("11", [1, 3])]
+
+
+def test_the_likelihood_sums_the_alignments_of_the_number_and_not_of_others():
+    """Mutation: digit k as class k in ctc_targets; the CTC loss returned unnegated."""
+    logits = lines([0, 2, 2, 0, 3, 0], [0] * 6)  # "12" (the 1 held two frames), and an empty line
+    got = line.log_likelihood(logits, ["12", None])
+    assert got[0] == pytest.approx(0.0, abs=1e-3) and got[1] == pytest.approx(0.0, abs=1e-3)
+    wrong = line.log_likelihood(logits, [None, "21"])
+    assert wrong[0] < -30 and wrong[1] < -30  # no number where "12" is written; a number on the empty line
+    assert line.log_likelihood(logits[:1], ["21"])[0] < -30  # the digits swapped
+    assert line.log_likelihood(logits[:1], ["112"])[0] < -30  # a doubled digit needs a blank between
+
+
+def test_the_recogniser_takes_a_line_batch_to_32_steps_of_11_classes():
+    for width, params in ((1.0, 0.59e6), (1.5, 1.32e6)):
+        model = line.LineReader(width).eval()
+        assert sum(p.numel() for p in model.parameters()) == pytest.approx(params, rel=0.02)
+    assert model(torch.rand(2, 3, line.H, line.W)).shape == (2, line.W // line.STRIDE, 11)
+
+
+def test_a_damaged_file_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "line.pt"
+    bad.write_bytes(b"not torch")
+    with pytest.raises(DigitdetError, match=r"line\.pt: not a digitdet line recogniser") as err:
+        line.load_line_reader(bad)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("synth"), train=40, valid=0, test=0, seed=3)
+
+
+def test_prepare_keeps_the_close_ups_with_their_numbers(synth, tmp_path):
+    """The .npz holds one line per close-up (tallest digit box >= 0.35 of the height), its number as the
+    generator wrote it. Mutation: the height test dropped in close_ups (every image with digits kept)."""
+    from digitdet.data.coco import load_coco
+    from digitdet.training.evaluate import truth_numbers
+
+    coco = load_coco(synth / "train.json", synth / "train")
+    truth = truth_numbers(coco)
+    want = [(im["file_name"], truth[im["id"]]) for im in coco.images if coco.boxes.get(im["id"]) is not None
+            and len(coco.boxes[im["id"]]) and truth[im["id"]].isdigit()
+            and max(b[3] - b[1] for b in coco.boxes[im["id"]]) >= 0.35 * im["height"]]
+    assert 0 < len(want) < sum(truth[i].isdigit() for i in truth)  # some whole photos are left out
+    assert main(["-q", "line", "prepare", str(synth), "--out", str(tmp_path / "l.npz"), "--workers", "1"]) == 0
+    d = np.load(tmp_path / "l.npz")
+    assert d["x"].shape == (len(want), line.H, line.W, 3) and d["y"].tolist() == [n for _, n in want]
+    with Image.open(synth / "train" / want[0][0]) as im:
+        assert (d["x"][0] == line.to_line(im)).all()
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synth, tmp_path, monkeypatch):
+    """Stopped after its 3rd step (a checkpoint every 2 steps) and resumed, training gives the uninterrupted
+    run's weights exactly; resuming with other settings is refused. Mutation: the batch's augmentation drawn
+    from a generator not seeded by (seed, epoch, step); or the scheduler's state not restored."""
+    torch.set_num_threads(1)
+    data = tmp_path / "l.npz"
+    line_training.prepare([synth], data, workers=1, progress=False)
+    s = line_training.LineSettings(epochs=2, batch=4, width=0.25, save_every=2)
+    whole = line_training.train([data], tmp_path / "a.pt", s, progress=False)
+    assert whole["views"] == 2 * (len(np.load(data)["y"]) // 4) * 4
+
+    calls = {"n": 0}
+    real = line_training.augment
+
+    def stops(xb, rng):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(xb, rng)
+
+    monkeypatch.setattr(line_training, "augment", stops)
+    with pytest.raises(KeyboardInterrupt):
+        line_training.train([data], tmp_path / "b.pt", s, progress=False)
+    monkeypatch.setattr(line_training, "augment", real)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["step"] == 2
+    line_training.train([data], tmp_path / "b.pt", s, resume=True, progress=False)
+    a = torch.load(tmp_path / "a.pt", weights_only=True)["state"]
+    b = torch.load(tmp_path / "b.pt", weights_only=True)["state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(DataError, match="resume with the same settings"):
+        line_training.train([data], tmp_path / "b.pt", line_training.LineSettings(epochs=3, batch=4, width=0.25),
+                            resume=True, progress=False)
+
+
+def test_pack_writes_float16_weights_that_read_as_the_checkpoint_does(synth, tmp_path):
+    data = tmp_path / "l.npz"
+    line_training.prepare([synth], data, workers=1, progress=False)
+    assert main(["-q", "line", "train", str(data), "--out", str(tmp_path / "c.pt"), "--epochs", "1",
+                 "--batch", "8", "--width", "0.5"]) == 0
+    assert main(["line", "pack", str(tmp_path / "c.pt"), "--out", str(tmp_path / "p.pt")]) == 0
+    packed = torch.load(tmp_path / "p.pt", weights_only=True)
+    assert packed["width"] == 0.5 and packed["meta"]["settings"]["width"] == 0.5
+    assert {v.dtype for v in packed["model"].values() if v.is_floating_point()} == {torch.float16}
+    x = line.as_batch(np.load(data)["x"][:4])
+    with torch.no_grad():
+        got = line.load_line_reader(tmp_path / "p.pt")(x)
+        want = line.load_line_reader(tmp_path / "c.pt")(x)
+    assert torch.allclose(got, want, atol=0.05)

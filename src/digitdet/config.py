@@ -122,13 +122,11 @@ class PredictConfig:
     scan: str = "cascade"  # and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops)
     # The bundled reader's close-up reader (reading/routing.py) reads a photo whose number is >= close_frac of
     close_frac: float | None = 0.35  # its height (null: the first reader alone, as a checkpoint), at each
-    close_vote: bool = True  # of its training scales with close_vote, the readings voting
-    # ... and the line recogniser, when shipped, may then dispute its number (reading/dispute.py): it wins when
-    line_margin: float | None = 3.0  # its number is >= e^line_margin times likelier than the pair's (null: never)
+    close_vote: bool = True  # of its training scales with close_vote, the readings voting; the line recogniser
+    line_margin: float | None = 3.0  # disputes that when e^line_margin x likelier (reading/dispute.py; null: never)
     batch_size: int = 8
-    # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample;
-    # boxes are mapped back to the original pixels. Bounds memory: a 108 MP photo is read at 16 MP (with the
-    # pyramid at 4 MP, its largest level: Config.load_pixels).
+    # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample, boxes
+    # mapped back. Bounds memory: a 108 MP photo is read at 16 MP (the pyramid at 4 MP: Config.load_pixels).
     max_pixels: int = 16_000_000
 
 

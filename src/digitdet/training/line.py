@@ -112,7 +112,7 @@ def train(data: list[str | Path], out: str | Path, settings: LineSettings = Line
     x, y = np.concatenate([d["x"] for d in parts]), np.concatenate([d["y"] for d in parts])
     if len(x) < s.batch:
         raise DataError(f"{len(x)} close-ups in {', '.join(map(str, data))}: fewer than one batch ({s.batch})")
-    model = LineReader(s.width)
+    model = LineReader(s.width).to(memory_format=torch.channels_last)  # 10-20 % faster on CPU (2026-12-06)
     per_epoch = len(x) // s.batch
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.epochs * per_epoch, pct_start=0.1)
@@ -143,6 +143,7 @@ def train(data: list[str | Path], out: str | Path, settings: LineSettings = Line
         for step in range(step0 if epoch == epoch0 else 0, per_epoch):
             j = order[step * s.batch:(step + 1) * s.batch]
             xb = augment(as_batch(x[j]), np.random.default_rng([s.seed, epoch, step]))
+            xb = xb.contiguous(memory_format=torch.channels_last)
             targets, lengths = ctc_targets(y[j])
             logp = model(xb).log_softmax(-1).transpose(0, 1)  # T x B x 11
             loss = ctc(logp, targets, torch.full((len(j),), logp.shape[0], dtype=torch.long), lengths)

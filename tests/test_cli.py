@@ -44,6 +44,10 @@ def test_synth_check_train_eval_predict(data, tmp_path, capsys):
         (["train", "--config", "{tmp}/missing.yaml", "--data", "{data}", "--out", "{tmp}/r"], "missing.yaml"),
         (["eval", "--checkpoint", "{tmp}/none.pt", "--data", "{data}"], "none.pt"),
         (["predict", "--checkpoint", "{tmp}/bad.pt", "--images", "{data}/test", "--out", "{tmp}/p"], "bad.pt"),
+        (["line", "prepare", "{tmp}/nothing", "--out", "{tmp}/l.npz"], "nothing"),
+        (["line", "train", "{tmp}/none.npz", "--out", "{tmp}/l.pt"], "none.npz"),
+        (["line", "train", "{tmp}/bad.pt", "--out", "{tmp}/l.pt"], "bad.pt"),
+        (["line", "pack", "{tmp}/bad.pt", "--out", "{tmp}/p.pt"], "bad.pt"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(argv, fragment, data, tmp_path, capsys):

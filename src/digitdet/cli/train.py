@@ -107,14 +107,10 @@ def _cmd_line(a: argparse.Namespace) -> int:
         print(f"{done['views']} views ({done['views_this_run']} this run) in {done['minutes']:.1f} min "
               f"({done['img_s']:.0f} img/s) -> {a.out}")
     else:
-        import torch
-
         from digitdet.model.line import pack_line_reader
 
-        ck = torch.load(a.checkpoint, map_location="cpu", weights_only=True)
-        meta = {k: ck[k] for k in ("settings", "data", "close_ups", "seen", "epoch")} | {"note": a.note or ""}
-        pack_line_reader(a.checkpoint, a.out, meta)
-        print(f"{a.checkpoint} ({ck['seen']} views) -> {a.out}")
+        done = pack_line_reader(a.checkpoint, a.out, a.note or "")
+        print(f"{a.checkpoint} ({done['meta']['seen']} views) -> {a.out}")
     return 0
 
 

@@ -102,15 +102,17 @@ def log_likelihood(logits: torch.Tensor, numbers: list[str | None]) -> list[floa
     return (-F.ctc_loss(lp, flat, frames, lens, reduction="none", zero_infinity=False)).tolist()
 
 
-def pack_line_reader(checkpoint: str | Path, out: str | Path, meta: dict | None = None) -> dict:
-    """A training checkpoint (training/line.py) -> the shipped file: float16 weights, the width and `meta`
-    (data, command, measurements), loadable with weights_only=True."""
-    import json
-
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    packed = {"kind": "line-reader", "width": float(ck["width"]),
-              "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state"].items()},
-              "meta": json.loads(json.dumps(meta or {}, default=str))}
+def pack_line_reader(checkpoint: str | Path, out: str | Path, note: str = "") -> dict:
+    """A training checkpoint (training/line.py) -> the shipped file: float16 weights, the width and 'meta'
+    (the settings, data and views it was trained with, and `note`), loadable with weights_only=True."""
+    try:
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        meta = {k: ck[k] for k in ("settings", "data", "close_ups", "seen", "epoch")} | {"note": note}
+        packed = {"kind": "line-reader", "width": float(ck["width"]), "meta": meta,
+                  "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state"].items()}}
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line naming it
+        raise DigitdetError(f"{checkpoint}: not a `digitdet line train` checkpoint "
+                            f"({first_line(exc, typed=True)})") from None
     io.save_torch(out, packed)
     return packed
 

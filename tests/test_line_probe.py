@@ -5,21 +5,13 @@ import importlib.util
 
 import pytest
 
+from test_line import lines
 from tiny import ROOT
 
 torch = pytest.importorskip("torch")
 spec = importlib.util.spec_from_file_location("line_probe", ROOT / "benchmarks" / "line_probe.py")
 line_probe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(line_probe)
-
-
-def lines(*paths):
-    """Logits B x T x 11 that put (nearly) all probability on each given frame path (0 = blank, k = digit k-1)."""
-    out = torch.full((len(paths), len(paths[0]), 11), -20.0)
-    for b, path in enumerate(paths):
-        for t, k in enumerate(path):
-            out[b, t, k] = 20.0
-    return out
 
 
 def test_the_dispute_rule_replaces_only_a_close_up_the_line_reads_much_likelier():

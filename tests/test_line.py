@@ -127,8 +127,9 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synth, tmp_path, mon
 def test_pack_writes_float16_weights_that_read_as_the_checkpoint_does(synth, tmp_path):
     data = tmp_path / "l.npz"
     line_training.prepare([synth], data, workers=1, progress=False)
-    assert main(["-q", "line", "train", str(data), "--out", str(tmp_path / "c.pt"), "--epochs", "1",
-                 "--batch", "8", "--width", "0.5"]) == 0
+    assert main(["-q", "line", "train", str(data), str(data), "--out", str(tmp_path / "c.pt"), "--epochs", "1",
+                 "--batch", "8", "--width", "0.5"]) == 0  # two files are trained on together
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["close_ups"] == 2 * len(np.load(data)["y"])
     assert main(["line", "pack", str(tmp_path / "c.pt"), "--out", str(tmp_path / "p.pt")]) == 0
     packed = torch.load(tmp_path / "p.pt", weights_only=True)
     assert packed["width"] == 0.5 and packed["meta"]["settings"]["width"] == 0.5

@@ -54,7 +54,8 @@ class RouteSettings:
 
 class ReaderPair(nn.Module):
     """The two models as reading.reader.load_model gives them; reading.scan.for_inference makes the pair a
-    RoutedDetector. `close_cfg`: the close-up reader's own config (its read_thresh tuned for it)."""
+    RoutedDetector. `close_cfg`: the close-up reader's own config (its read_thresh tuned for it); `line`: the
+    line recogniser when shipped (reading/dispute.py), else None."""
 
     def __init__(self, whole: nn.Module, close: nn.Module, close_cfg, line: nn.Module | None = None) -> None:
         super().__init__()
@@ -85,7 +86,8 @@ def to_whole_scale(x: torch.Tensor, close_thresh: float, whole_thresh: float) ->
 
 class RoutedDetector(nn.Module):
     """forward(images) -> one detection dict per image, like the detectors it wraps (each already a
-    reading.scan detector: cascade, pyramid or single), with 'presence' and 'reader' ('whole' or 'close')."""
+    reading.scan detector: cascade, pyramid or single), with 'presence' and 'reader' ('whole', 'close', or
+    'line' where the line recogniser won the dispute)."""
 
     def __init__(self, whole: nn.Module, close: nn.Module, settings: RouteSettings = RouteSettings(),
                  close_views: tuple[nn.Module, ...] = (), line: nn.Module | None = None) -> None:

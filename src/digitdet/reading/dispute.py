@@ -66,10 +66,11 @@ def line_boxes(number: str, starts: list[int], pair: Candidate | None, width: in
     if pair is not None and len(pair.digits) == len(number):
         return torch.tensor(sorted((d.box for d in pair.digits), key=lambda b: b[0] + b[2]), dtype=torch.float32)
     top, bottom = (pair.box[1], pair.box[3]) if pair is not None else (0.0, float(height))
-    scale = width / line_width(width, height)  # line pixels -> photo pixels (the padding maps beyond the photo)
+    used = line_width(width, height)  # the line's pixels the photo fills (the padding maps beyond the photo)
+    scale = width / used  # line pixels -> photo pixels
     centres = [(t + 0.5) * STRIDE for t in starts]
-    pitch = float(np.median(np.diff(centres))) if len(centres) > 1 else float(line_width(width, height))
-    pitch = min(pitch, line_width(width, height) / len(number))  # no wider than the line shares out
+    pitch = float(np.median(np.diff(centres))) if len(centres) > 1 else float(used)
+    pitch = min(pitch, used / len(number))  # no wider than the line shares out
     out = []
     for c in centres:
         x0 = min(max(0.0, (c - pitch / 2) * scale), width - 1.0)

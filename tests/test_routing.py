@@ -114,7 +114,14 @@ def test_each_reader_of_the_pair_reads_at_its_own_packed_threshold(monkeypatch):
 
 
 def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone():
-    from digitdet.model.packed import BUNDLED_CLOSE_READER, BUNDLED_READER, bundled_reader_path, load_packed
+    from digitdet.model.line import LineReader
+    from digitdet.model.packed import (
+        BUNDLED_CLOSE_READER,
+        BUNDLED_LINE_READER,
+        BUNDLED_READER,
+        bundled_reader_path,
+        load_packed,
+    )
     from digitdet.reading.reader import Reader, load_model
 
     cfg, pair = load_model()
@@ -123,11 +130,13 @@ def test_the_bundled_reader_is_the_pair_and_close_frac_null_is_the_first_alone()
     whole_t, close_t = (load_packed(bundled_reader_path(n))["read_thresh"]
                         for n in (BUNDLED_READER, BUNDLED_CLOSE_READER))
     assert (cfg.predict.read_thresh, pair.close_cfg.predict.read_thresh) == (whole_t, close_t) == (0.9, 0.85)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pair.modules())  # folded into the convs
+    # the detectors' norms folded into their convs (the line recogniser reads as it was judged, unfolded)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for d in (pair.whole, pair.close) for m in d.modules())
+    assert isinstance(pair.line, LineReader)  # shipped since 2026-12-06 (weights/MODEL.md)
     assert all(isinstance(m.backbone.body.conv1, BandedStem) for m in (pair.whole, pair.close))  # peak memory
     reader = Reader(scan="pyramid")
     assert isinstance(reader.detector, RoutedDetector)
-    assert reader.source == f"bundled:{BUNDLED_READER}+{BUNDLED_CLOSE_READER}"
+    assert reader.source == f"bundled:{BUNDLED_READER}+{BUNDLED_CLOSE_READER}+{BUNDLED_LINE_READER}"
     assert type(reader.detector.close).__name__ == "PyramidDetector"  # the close-up reader scans as asked
     assert (reader.detector.settings.whole_thresh, reader.detector.settings.close_thresh) == (whole_t, close_t)
     alone = Reader(overrides=("predict.close_frac=null",))

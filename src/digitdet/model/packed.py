@@ -21,7 +21,7 @@ BUNDLED_READER = "reader-whole-resnet18-l3"
 # The bundled reader's close-up reader (reading/routing.py): reads the photos whose number is large in them.
 BUNDLED_CLOSE_READER = "reader-v2-resnet18-l3"
 # The line recogniser (model/line.py) that may dispute the close-up reader's number (reading/dispute.py):
-# consulted when shipped.
+# shipped since 2026-12-06; an installation without the file reads with the pair alone.
 BUNDLED_LINE_READER = "line-crnn"
 
 

@@ -16,12 +16,13 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         raise DigitdetError("synth: give OUT_DIR and/or --preview FILE.png")
     modes = parse_modes(a.modes) if a.modes else None
     if a.preview:
-        write_preview(a.preview, n=a.preview_n, seed=a.seed, modes=modes, letters=a.letters, slats=a.slats)
+        write_preview(a.preview, n=a.preview_n, seed=a.seed, modes=modes, letters=a.letters, slats=a.slats,
+                      half=a.half_cuts)
         print(f"preview written to {a.preview}")
     if a.out:
         counts = {"train": a.train, "valid": a.valid, "test": a.test}
         stats = generate_dataset(a.out, counts, seed=a.seed, workers=a.workers, progress=not a.quiet,
-                                 modes=modes, letters=a.letters, slats=a.slats)
+                                 modes=modes, letters=a.letters, slats=a.slats, half=a.half_cuts)
         print(f"{stats['images']} images, {stats['boxes']} boxes in {stats['seconds']:.1f} s "
               f"({stats['images_per_s']:.0f} images/s) -> {a.out}")
     return 0
@@ -61,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--slats", type=float, default=None, metavar="P",
                    help="chance that a scene or sign photo's wall carries a panel of vertical slats (grooved "
                         "blocks, railings: each slat a lookalike, a 1 to a reader; default: never)")
+    s.add_argument("--half-cuts", type=float, default=None, metavar="P",
+                   help="chance that a digit cut by the crop border keeps 30-45 %% (no box) or 55-72 %% (a box) "
+                        "of its ink, as real crops cut at half a digit do (default: never; training data only)")
     s.set_defaults(func=_cmd_synth)
 
     s = sub.add_parser("check", help="validate a dataset folder and print statistics")

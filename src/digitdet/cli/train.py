@@ -101,7 +101,7 @@ def _cmd_line(a: argparse.Namespace) -> int:
     elif a.step == "train":
         from digitdet.training.line import LineSettings, train
 
-        fields = ("epochs", "batch", "lr", "width", "seed", "save_every")
+        fields = ("epochs", "batch", "lr", "width", "seed", "save_every", "init")
         settings = LineSettings(**{k: getattr(a, k) for k in fields if getattr(a, k) is not None})
         done = train(a.data, a.out, settings, resume=a.resume, progress=not a.quiet)
         print(f"{done['views']} views ({done['views_this_run']} this run) in {done['minutes']:.1f} min "
@@ -132,6 +132,8 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int)
     t.add_argument("--save-every", type=int, help="steps between checkpoints (default 500)")
     t.add_argument("--resume", action="store_true", help="go on from --out")
+    t.add_argument("--init", help="start from this recogniser's weights (a checkpoint or packed file; "
+                                   "fresh optimiser and schedule)")
     t = steps.add_parser("pack", help="a trained checkpoint -> the shipped float16 file")
     t.add_argument("checkpoint")
     t.add_argument("--out", required=True)

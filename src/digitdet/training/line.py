@@ -2,6 +2,7 @@
 
     digitdet line prepare data/line40 data/line41 --out data/line/train.npz   # close-ups -> 32 px lines
     digitdet line train data/line/train.npz --out runs/line/line.pt --width 1.5 --epochs 4 [--resume]
+    digitdet line train A.npz B.npz --out runs/line2/line.pt --init weights/line-crnn.pt --lr 5e-4 --epochs 1
     digitdet line pack runs/line/line.pt --out src/digitdet/weights/line-crnn.pt
 
 A close-up is an image whose tallest digit box is at least CLOSE_FRAC of its height: the routing's threshold
@@ -106,11 +107,13 @@ class LineSettings:
     width: float = 1.5
     seed: int = 0
     save_every: int = 500  # steps between checkpoints
+    init: str = ""  # a line recogniser (checkpoint or packed file) to start from; "": from scratch
 
 
 def train(data: list[str | Path], out: str | Path, settings: LineSettings = LineSettings(), resume: bool = False,
           progress: bool = True) -> dict:
-    """Train on prepare's .npz files together; a checkpoint every save_every steps and at each epoch's end.
+    """Train on prepare's .npz files together (from scratch, or from settings.init's weights with a fresh
+    optimiser and schedule); a checkpoint every save_every steps and at each epoch's end.
     `resume` goes on from `out` (each epoch's order and each batch's augmentation are drawn from (seed, epoch[,
     step]), so a resumed run sees what an uninterrupted one would). Returns {'views', 'minutes', 'img_s'}."""
     from tqdm import tqdm
@@ -124,6 +127,13 @@ def train(data: list[str | Path], out: str | Path, settings: LineSettings = Line
     if len(x) < s.batch:
         raise DataError(f"{len(x)} close-ups in {', '.join(map(str, data))}: fewer than one batch ({s.batch})")
     model = LineReader(s.width).to(memory_format=torch.channels_last)  # 10-20 % faster on CPU (2026-12-06)
+    if s.init and not (resume and Path(out).is_file()):
+        from digitdet.model.line import load_line_reader
+
+        start = load_line_reader(s.init)
+        if start.width != s.width:
+            raise DataError(f"{s.init}: a recogniser of width {start.width}, not {s.width}; pass --width {start.width}")
+        model.load_state_dict(start.state_dict())
     per_epoch = len(x) // s.batch
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.epochs * per_epoch, pct_start=0.1)
@@ -131,7 +141,7 @@ def train(data: list[str | Path], out: str | Path, settings: LineSettings = Line
     epoch0, step0, seen = 0, 0, 0
     if resume and out.is_file():
         ck = torch.load(out, map_location="cpu", weights_only=True)
-        if ck["settings"] != asdict(s):
+        if {"init": ""} | ck["settings"] != asdict(s):  # checkpoints before `init` existed lack it
             raise DataError(f"{out}: trained with {ck['settings']}, not {asdict(s)}; resume with the same settings")
         model.load_state_dict(ck["state"])
         opt.load_state_dict(ck["opt"])

@@ -12,6 +12,10 @@ final-resolution mask. Letters and every other mark are never boxed as digits; t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 from PIL import Image
 
@@ -22,6 +26,7 @@ from digitdet.data.synth.render import (
     Glyph,
     Sample,
     apply_h,
+    check_chance,
     composite,
     final_box,
     final_mask,
@@ -32,6 +37,27 @@ from digitdet.data.synth.render import (
 )
 from digitdet.data.synth.scene import CUT_BAND, VIS_MIN, VIS_TAIL, camera, degrade, warp_layer
 from digitdet.errors import DataError
+
+HALF_BAND = (0.45, 0.55)  # with half cuts on, only a digit this near the box rule's 50 % is refused
+_HALF_CUT_RATE: ContextVar[float | None] = ContextVar("half_cut_rate", default=None)
+
+
+def check_half_cuts(p: float | None) -> float | None:
+    """The chance of a near-half cut (None: never) as a float, or DataError."""
+    return check_chance(p, "half cuts (the chance that a cut digit keeps 30-45 % or 55-72 % of its ink)")
+
+
+@contextmanager
+def half_cuts(p: float | None) -> Iterator[None]:
+    """Within it, a digit cut by the crop border keeps 30-45 % (no box) or 55-72 % (a box) of its ink with
+    chance `p`, where it would otherwise keep clearly less or more, and only a digit within HALF_BAND of the
+    box rule's 50 % is refused: the cut digits real crops show (a last digit cut at half its width: issue 22),
+    which the test splits never hold. None: never, and no draw is made, so None changes no byte."""
+    token = _HALF_CUT_RATE.set(check_half_cuts(p))
+    try:
+        yield
+    finally:
+        _HALF_CUT_RATE.reset(token)
 
 # Words for lines of text (street and house names, shop signs): only letters that cannot pass for a digit
 # (style.LETTERS), so a line of text never holds something a reader could call a digit.
@@ -158,14 +184,20 @@ def cut_borders(rng: np.random.Generator, glyphs: list[Glyph], H: np.ndarray, wb
     """Left and right image x of a tight crop around `glyphs` (their warped boxes `wb`, digit height `dh`):
     each side cuts through its outer glyph with chance `p_cut` (one side only on a number under 3 glyphs),
     leaving clearly less (`low`, with chance `p_low`) or clearly more (0.72-0.95) than half of its ink
-    inside, never near the box rule's 50 %; an uncut side keeps a small margin."""
+    inside, never near the box rule's 50 % (within half_cuts: nearer it, see there); an uncut side keeps a
+    small margin."""
     n = len(glyphs)
     cut_l, cut_r = n > 1 and rng.random() < p_cut, n > 1 and rng.random() < p_cut
     if cut_l and cut_r and n < 3:
         cut_l, cut_r = (True, False) if rng.random() < 0.5 else (False, True)
 
+    half = _HALF_CUT_RATE.get()
+
     def visible() -> float:
-        return float(rng.uniform(*low) if rng.random() < p_low else rng.uniform(0.72, 0.95))
+        v = rng.uniform(*low) if rng.random() < p_low else rng.uniform(0.72, 0.95)
+        if half is not None and rng.random() < half:  # nearer the 50 % rule, on the same side of it
+            v = rng.uniform(0.3, 0.45) if v < 0.5 else rng.uniform(0.55, 0.72)
+        return float(v)
 
     x0 = cut_edge(glyphs[0], H, visible(), True) if cut_l else wb[:, 0].min() - rng.uniform(0.02, 0.3) * dh
     x1 = cut_edge(glyphs[-1], H, visible(), False) if cut_r else wb[:, 2].max() + rng.uniform(0.02, 0.3) * dh
@@ -236,7 +268,8 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
     Wc, Hc = size
     digits = [g for g in number if g.label is not None]
     inks = [ink_in_image(g, H, size) for g in digits]
-    if any(CUT_BAND[0] < f < CUT_BAND[1] for _, f in inks) or not any(f >= MIN_VISIBLE for _, f in inks):
+    lo, hi = CUT_BAND if _HALF_CUT_RATE.get() is None else HALF_BAND
+    if any(lo < f < hi for _, f in inks) or not any(f >= MIN_VISIBLE for _, f in inks):
         return None
     ox, oy = origin
     P, A = P0.copy(), A0.copy()

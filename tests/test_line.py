@@ -139,3 +139,26 @@ def test_pack_writes_float16_weights_that_read_as_the_checkpoint_does(synth, tmp
         got = line.load_line_reader(tmp_path / "p.pt")(x)
         want = line.load_line_reader(tmp_path / "c.pt")(x)
     assert torch.allclose(got, want, atol=0.05)
+
+
+def test_init_starts_from_a_recogniser_and_refuses_another_width(synth, tmp_path):
+    """`line train --init A`: at a vanishing learning rate the run's weights stay A's (not a fresh
+    network's), its settings name A; a recogniser of another width is one DataError naming it.
+    Mutation: skip loading settings.init in training/line.train."""
+    torch.set_num_threads(1)
+    data = tmp_path / "l.npz"
+    line_training.prepare([synth], data, workers=1, progress=False)
+    line_training.train([data], tmp_path / "a.pt", line_training.LineSettings(epochs=1, batch=4, width=0.25),
+                        progress=False)
+    assert main(["-q", "line", "train", str(data), "--out", str(tmp_path / "b.pt"), "--epochs", "1", "--batch", "4",
+                 "--width", "0.25", "--lr", "1e-12", "--init", str(tmp_path / "a.pt")]) == 0
+    a, b = (line.load_line_reader(tmp_path / f"{k}.pt") for k in "ab")
+    fresh = line.LineReader(0.25)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+    assert not all(torch.allclose(pa, pf, atol=1e-3) for pa, pf in zip(a.parameters(), fresh.parameters()))
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["settings"]["init"] == str(tmp_path / "a.pt")
+    with pytest.raises(DataError, match=r"a\.pt: a recogniser of width 0\.25, not 0\.5"):
+        line_training.train([data], tmp_path / "c.pt", line_training.LineSettings(
+            epochs=1, batch=4, width=0.5, init=str(tmp_path / "a.pt")), progress=False)
+    assert not (tmp_path / "c.pt").exists()

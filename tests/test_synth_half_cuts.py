@@ -1,0 +1,73 @@
+"""`digitdet synth --half-cuts P`: a digit cut by the crop border keeps 30-45 % (no box) or 55-72 % (a box) of
+its ink, as real crops cut at half a digit do (issue 22: the line recogniser dropped a last digit cut at
+0.4 of its width), where the cut and tight modes otherwise keep clearly less or more than half."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from digitdet.data.synth import compose, generate_dataset, sample_rng
+from digitdet.data.synth.compose import half_cuts
+from digitdet.data.synth.modes import render_mode
+from digitdet.errors import DataError
+
+
+def _visible_draws(monkeypatch) -> list[float]:
+    drawn: list[float] = []
+    real = compose.cut_edge
+
+    def spy(g, H, visible, left):
+        drawn.append(visible)
+        return real(g, H, visible, left)
+
+    monkeypatch.setattr(compose, "cut_edge", spy)
+    return drawn
+
+
+@pytest.mark.parametrize("mode", ["cut", "tight"])
+def test_cuts_land_near_half_only_within_the_option_and_none_changes_no_pixel(mode, monkeypatch):
+    """Every cut the border makes keeps 30-45 % or 55-72 % of the digit's ink at rate 1, and clearly less
+    (<= 30 %) or more (>= 72 %) without it; at None the render is the one made without the option.
+    Mutation: ignore the rate in compose.cut_borders."""
+    drawn = _visible_draws(monkeypatch)
+    for i in range(1, 16):
+        plain = render_mode(sample_rng(8, 0, i), mode)
+        with half_cuts(None):
+            same = render_mode(sample_rng(8, 0, i), mode)
+        assert np.array_equal(np.asarray(plain.image), np.asarray(same.image)) and plain.boxes == same.boxes
+    assert drawn and all(v <= 0.3 or v >= 0.72 for v in drawn)
+    drawn.clear()
+    with half_cuts(1.0):
+        for i in range(1, 16):
+            render_mode(sample_rng(8, 0, i), mode)
+    assert len(drawn) >= 5 and all(0.3 <= v <= 0.45 or 0.55 <= v <= 0.72 for v in drawn)
+    assert any(v < 0.5 for v in drawn) and any(v > 0.5 for v in drawn)
+
+
+def test_half_cut_digits_are_kept_boxed_or_listed_as_lookalikes_at_the_border():
+    """At rate 1 (every cut near half) the cut mode's renders still hold cut digits at the image's side, as
+    lookalikes (30-45 % inside) and as digits (55-72 %): the 30-70 % band no longer refuses them, only 45-55 %
+    does (refused, these 40 renders hold 1 such lookalike and 8 such digits, the uncut ones that touch it).
+    Mutation: keep CUT_BAND as the refused band in compose.finish."""
+    boxed = looks = 0
+    with half_cuts(1.0):
+        for i in range(1, 41):
+            s = render_mode(sample_rng(9, 0, i), "cut")
+            w = s.image.width
+            boxed += any(b[0] <= 1 or b[2] >= w - 1 for b in s.boxes)
+            looks += any(b[0] <= 1 or b[2] >= w - 1 for b in s.lookalikes)
+    assert boxed >= 12 and looks >= 6, (boxed, looks)
+
+
+def test_half_cuts_option_is_recorded_and_a_bad_one_is_one_clear_error(tmp_path):
+    """generate_dataset(half=...) records the chance in the folder's marker; out of [0, 1] is a DataError
+    before anything is written. Mutation: drop `half` from the marker."""
+    generate_dataset(tmp_path / "h", {"train": 4}, seed=5, workers=1, progress=False, modes={"cut": 1}, half=0.5)
+    assert json.loads((tmp_path / "h" / "digitdet-synth.json").read_text())["half_cuts"] == 0.5
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(DataError, match="half cuts"):
+            generate_dataset(tmp_path / "b", {"train": 2}, seed=5, workers=1, progress=False, half=bad)
+    assert not (tmp_path / "b").exists()

@@ -17,12 +17,13 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     modes = parse_modes(a.modes) if a.modes else None
     if a.preview:
         write_preview(a.preview, n=a.preview_n, seed=a.seed, modes=modes, letters=a.letters, slats=a.slats,
-                      half=a.half_cuts)
+                      half=a.half_cuts, half_count=a.half_count)
         print(f"preview written to {a.preview}")
     if a.out:
         counts = {"train": a.train, "valid": a.valid, "test": a.test}
         stats = generate_dataset(a.out, counts, seed=a.seed, workers=a.workers, progress=not a.quiet,
-                                 modes=modes, letters=a.letters, slats=a.slats, half=a.half_cuts)
+                                 modes=modes, letters=a.letters, slats=a.slats, half=a.half_cuts,
+                                 half_count=a.half_count)
         print(f"{stats['images']} images, {stats['boxes']} boxes in {stats['seconds']:.1f} s "
               f"({stats['images_per_s']:.0f} images/s) -> {a.out}")
     return 0
@@ -63,8 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="chance that a scene or sign photo's wall carries a panel of vertical slats (grooved "
                         "blocks, railings: each slat a lookalike, a 1 to a reader; default: never)")
     s.add_argument("--half-cuts", type=float, default=None, metavar="P",
-                   help="chance that a digit cut by the crop border keeps 30-45 %% (no box) or 55-72 %% (a box) "
-                        "of its ink, as real crops cut at half a digit do (default: never; training data only)")
+                   help="chance that a digit cut by the crop border keeps nearly half its ink (with the default "
+                        "--half-count: 30-45 %% no box, 55-72 %% a box), as real crops cut at half a digit do "
+                        "(default: never; training data only)")
+    s.add_argument("--half-count", type=float, default=0.5, metavar="F",
+                   help="with --half-cuts: a cut digit counts (is boxed) from this fraction of its ink, 0.35-0.65 "
+                        "(default 0.5, the box rule; real crops' truth counts a digit cut at 40 %% of its width)")
     s.set_defaults(func=_cmd_synth)
 
     s = sub.add_parser("check", help="validate a dataset folder and print statistics")

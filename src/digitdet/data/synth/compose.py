@@ -38,26 +38,34 @@ from digitdet.data.synth.render import (
 from digitdet.data.synth.scene import CUT_BAND, VIS_MIN, VIS_TAIL, camera, degrade, warp_layer
 from digitdet.errors import DataError
 
-HALF_BAND = (0.45, 0.55)  # with half cuts on, only a digit this near the box rule's 50 % is refused
-_HALF_CUT_RATE: ContextVar[float | None] = ContextVar("half_cut_rate", default=None)
+HALF_GAP = 0.05  # with half cuts on, only a digit this near the counting fraction is refused
+# (chance of a near-half cut, the fraction of its ink from which a cut digit counts) or None
+_HALF_CUTS: ContextVar[tuple[float, float] | None] = ContextVar("half_cuts", default=None)
 
 
-def check_half_cuts(p: float | None) -> float | None:
-    """The chance of a near-half cut (None: never) as a float, or DataError."""
-    return check_chance(p, "half cuts (the chance that a cut digit keeps 30-45 % or 55-72 % of its ink)")
+def check_half_cuts(p: float | None, count: float = MIN_VISIBLE) -> tuple[float | None, float]:
+    """(the chance of a near-half cut (None: never), the counting fraction, 0.35-0.65) as floats, or DataError."""
+    p = check_chance(p, "half cuts (the chance that a cut digit keeps nearly half of its ink)")
+    if isinstance(count, bool) or not isinstance(count, (int, float)) or not 0.35 <= count <= 0.65:
+        raise DataError(f"half count (the fraction of its ink from which a cut digit counts) must be in "
+                        f"[0.35, 0.65], got {count!r}")
+    return p, float(count)
 
 
 @contextmanager
-def half_cuts(p: float | None) -> Iterator[None]:
-    """Within it, a digit cut by the crop border keeps 30-45 % (no box) or 55-72 % (a box) of its ink with
-    chance `p`, where it would otherwise keep clearly less or more, and only a digit within HALF_BAND of the
-    box rule's 50 % is refused: the cut digits real crops show (a last digit cut at half its width: issue 22),
-    which the test splits never hold. None: never, and no draw is made, so None changes no byte."""
-    token = _HALF_CUT_RATE.set(check_half_cuts(p))
+def half_cuts(p: float | None, count: float = MIN_VISIBLE) -> Iterator[None]:
+    """Within it, a digit cut by the crop border keeps 30 % to `count` - 5 % (no box) or `count` + 5 % to 72 %
+    (a box) of its ink with chance `p`, where it would otherwise keep clearly less or more than half; a cut
+    digit counts (is boxed) from `count` of its ink (the box rule's 50 % by default; real crops' truth counts
+    a digit cut at 40 % of its width) and only one within HALF_GAP of `count` is refused: the cut digits real
+    crops show (issue 22), which the test splits never hold. With the defaults: 30-45 % or 55-72 %. None:
+    never, and no draw is made, so None changes no byte."""
+    p, count = check_half_cuts(p, count)
+    token = _HALF_CUTS.set(None if p is None else (p, count))
     try:
         yield
     finally:
-        _HALF_CUT_RATE.reset(token)
+        _HALF_CUTS.reset(token)
 
 # Words for lines of text (street and house names, shop signs): only letters that cannot pass for a digit
 # (style.LETTERS), so a line of text never holds something a reader could call a digit.
@@ -191,12 +199,13 @@ def cut_borders(rng: np.random.Generator, glyphs: list[Glyph], H: np.ndarray, wb
     if cut_l and cut_r and n < 3:
         cut_l, cut_r = (True, False) if rng.random() < 0.5 else (False, True)
 
-    half = _HALF_CUT_RATE.get()
+    half = _HALF_CUTS.get()
 
     def visible() -> float:
         v = rng.uniform(*low) if rng.random() < p_low else rng.uniform(0.72, 0.95)
-        if half is not None and rng.random() < half:  # nearer the 50 % rule, on the same side of it
-            v = rng.uniform(0.3, 0.45) if v < 0.5 else rng.uniform(0.55, 0.72)
+        if half is not None and rng.random() < half[0]:  # nearer the counting fraction, on the same side
+            c = half[1]
+            v = rng.uniform(0.3, c - HALF_GAP) if v < 0.5 else rng.uniform(c + HALF_GAP, 0.72)
         return float(v)
 
     x0 = cut_edge(glyphs[0], H, visible(), True) if cut_l else wb[:, 0].min() - rng.uniform(0.02, 0.3) * dh
@@ -268,8 +277,10 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
     Wc, Hc = size
     digits = [g for g in number if g.label is not None]
     inks = [ink_in_image(g, H, size) for g in digits]
-    lo, hi = CUT_BAND if _HALF_CUT_RATE.get() is None else HALF_BAND
-    if any(lo < f < hi for _, f in inks) or not any(f >= MIN_VISIBLE for _, f in inks):
+    half = _HALF_CUTS.get()
+    count = MIN_VISIBLE if half is None else half[1]  # a digit is boxed from this fraction of its ink
+    lo, hi = CUT_BAND if half is None else (count - HALF_GAP, count + HALF_GAP)
+    if any(lo < f < hi for _, f in inks) or not any(f >= count for _, f in inks):
         return None
     ox, oy = origin
     P, A = P0.copy(), A0.copy()
@@ -300,7 +311,7 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
     im = Image.fromarray((img * 255 + 0.5).astype(np.uint8), "RGB").point(lut * 3).resize((Wf, Hf), flt)
     boxes, labels, masks = [], [], []
     for g, (m, frac) in zip(digits, inks):
-        if frac < MIN_VISIBLE:
+        if frac < count:
             continue
         if not _solid(m):
             return None
@@ -324,7 +335,7 @@ def finish(rng: np.random.Generator, *, number: list[Glyph], P0: np.ndarray, A0:
     looks += [b for b in (plane_box_in_image(p, H, size, (Wf, Hf)) for p in plane_lookalikes) if b is not None]
     if cut_lookalikes:
         for m, frac in inks:
-            b = final_box(m, (Wf, Hf), Wf < Wc) if LOOKALIKE_MIN_VISIBLE <= frac < MIN_VISIBLE else None
+            b = final_box(m, (Wf, Hf), Wf < Wc) if LOOKALIKE_MIN_VISIBLE <= frac < count else None
             if b is not None:
                 looks.append(b)
     return Sample(degrade(rng, im, h_final), boxes, labels, masks, visibility=v, lookalikes=looks)

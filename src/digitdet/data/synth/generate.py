@@ -77,10 +77,10 @@ def sample_rng(seed: int, split_no: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(split_no), int(index)])
 
 
-def _render_task(task: tuple[int, int, int, str, dict | None, float | None, float | None, float | None]
+def _render_task(task: tuple[int, int, int, str, dict | None, float | None, float | None, tuple]
                  ) -> tuple[int, int, list, list, list]:
     seed, split_no, index, path, modes, letters, slats, half = task
-    with letter_suffixes(letters), slatted_walls(slats), half_cuts(half):
+    with letter_suffixes(letters), slatted_walls(slats), half_cuts(*half):
         s = render_mixed(sample_rng(seed, split_no, index), modes)
     s.image.save(path, format="PNG", compress_level=1)  # fast; zlib level 6 is 3x slower for 10 % less
     return s.image.width, s.image.height, s.boxes, s.labels, s.lookalikes
@@ -147,7 +147,7 @@ def _coco(rows: list[tuple[int, int, list, list, list]]) -> dict:
 def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: int | None = None,
                      progress: bool = True, modes: dict[str, float] | None = None,
                      letters: float | None = None, slats: float | None = None,
-                     half: float | None = None) -> dict:
+                     half: float | None = None, half_count: float = 0.5) -> dict:
     """Write OUT/{split}/1.png... and OUT/{split}.json (COCO) for each split with a count > 0.
 
     modes: {mode: weight} over modes.MODES (None: {"crop": 1.0}); each image's mode is drawn from
@@ -156,8 +156,10 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
     mode (None: each mode's own, 4 %, 6 % on plaques); the reader's hard negatives.
     slats: the chance that a scene or sign photo's wall carries a panel of vertical slats (each a lookalike
     box: a 1 to a digit reader; None: never, the same bytes as before the option).
-    half: the chance that a digit cut by the crop border keeps 30-45 % or 55-72 % of its ink (compose.
-    half_cuts; None: never, the same bytes as before the option): training data only, the test splits have none.
+    half: the chance that a digit cut by the crop border keeps nearly `half_count` of its ink, 30 % to
+    half_count - 5 % (no box) or half_count + 5 % to 72 % (a box), where a cut digit then counts from
+    half_count of its ink (compose.half_cuts; None: never, the same bytes as before the option): training
+    data only, the test splits have none.
 
     The folder is built beside OUT and moved into place only when complete; OUT must be missing, empty or
     an earlier synthetic output (else DataError, nothing touched). Returns
@@ -168,7 +170,7 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     modes = check_modes(modes)
-    letters, slats, half = check_letters(letters), check_slats(slats), check_half_cuts(half)
+    letters, slats, half = check_letters(letters), check_slats(slats), check_half_cuts(half, half_count)
     check_replaceable(out_dir)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     total = sum(counts.values())
@@ -196,7 +198,8 @@ def generate_dataset(out_dir, counts: dict[str, int], seed: int = 0, workers: in
             write_json(tmp / f"{split}.json", coco, indent=None)
         write_json(tmp / SYNTH_MARKER, {
             "generator": "digitdet.data.synth", "format": SYNTH_FORMAT, "seed": int(seed), "counts": counts,
-            "modes": modes, "letters": letters, "slats": slats, "half_cuts": half,
+            "modes": modes, "letters": letters, "slats": slats, "half_cuts": half[0],
+            **({"half_count": half[1]} if half[0] is not None else {}),
             "fonts": [os.path.basename(f) for f in synth_style.font_files()],
             "textures": list(synth_style.TEXTURE_NAMES),
         })
@@ -239,7 +242,8 @@ def _label_font() -> str:
 
 
 def write_preview(path, n: int = 48, seed: int = 0, cols: int = 8, modes: dict[str, float] | None = None,
-                  letters: float | None = None, slats: float | None = None, half: float | None = None) -> None:
+                  letters: float | None = None, slats: float | None = None, half: float | None = None,
+                  half_count: float = 0.5) -> None:
     """A PNG grid of n samples (train images 1..n of `seed`, mixed by `modes` as generate_dataset mixes
     them) with their digit boxes and labels drawn in green, lookalike boxes (letters, cut digits) in red.
 
@@ -247,13 +251,13 @@ def write_preview(path, n: int = 48, seed: int = 0, cols: int = 8, modes: dict[s
     if n < 1 or cols < 1:
         raise DataError(f"preview needs n >= 1 and cols >= 1, got n={n}, cols={cols}")
     modes = check_modes(modes)
-    letters, slats, half = check_letters(letters), check_slats(slats), check_half_cuts(half)
+    letters, slats, half = check_letters(letters), check_slats(slats), check_half_cuts(half, half_count)
     cols = min(cols, n)
     rows = math.ceil(n / cols)
     cw, ch = PREVIEW_CELL
     grid = Image.new("RGB", (cols * cw, rows * ch), (255, 255, 255))
     for i in range(n):
-        with letter_suffixes(letters), slatted_walls(slats), half_cuts(half):
+        with letter_suffixes(letters), slatted_walls(slats), half_cuts(*half):
             sample = render_mixed(sample_rng(seed, 0, i + 1), modes)
         tile = _draw_sample(sample, PREVIEW_CELL)
         grid.paste(tile, ((i % cols) * cw, (i // cols) * ch))

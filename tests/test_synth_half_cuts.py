@@ -90,8 +90,8 @@ def test_half_cut_digits_are_kept_boxed_or_listed_as_lookalikes_at_the_border():
 
 def test_half_cuts_option_is_recorded_and_a_bad_one_is_one_clear_error(tmp_path):
     """generate_dataset(half=..., half_count=...) records both in the folder's marker; a chance out of [0, 1]
-    or a count out of [0.35, 0.65] is a DataError before anything is written. Mutation: drop `half` from
-    the marker."""
+    or a count out of [0.35, 0.65], or a count without half cuts, is a DataError before anything is written.
+    Mutations: drop `half` from the marker; accept a count without half cuts."""
     generate_dataset(tmp_path / "h", {"train": 4}, seed=5, workers=1, progress=False, modes={"cut": 1}, half=0.5,
                      half_count=0.4)
     made = json.loads((tmp_path / "h" / "digitdet-synth.json").read_text())
@@ -102,4 +102,6 @@ def test_half_cuts_option_is_recorded_and_a_bad_one_is_one_clear_error(tmp_path)
     for bad in (0.3, 0.7, True):
         with pytest.raises(DataError, match="half count"):
             generate_dataset(tmp_path / "b", {"train": 2}, seed=5, workers=1, progress=False, half=0.5, half_count=bad)
+    with pytest.raises(DataError, match="half count 0.4 needs half cuts"):  # given alone it would change nothing
+        generate_dataset(tmp_path / "b", {"train": 2}, seed=5, workers=1, progress=False, half_count=0.4)
     assert not (tmp_path / "b").exists()

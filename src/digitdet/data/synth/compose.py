@@ -49,6 +49,9 @@ def check_half_cuts(p: float | None, count: float = MIN_VISIBLE) -> tuple[float 
     if isinstance(count, bool) or not isinstance(count, (int, float)) or not 0.35 <= count <= 0.65:
         raise DataError(f"half count (the fraction of its ink from which a cut digit counts) must be in "
                         f"[0.35, 0.65], got {count!r}")
+    if p is None and count != MIN_VISIBLE:  # it would change nothing: say so rather than make the default data
+        raise DataError(f"half count {count!r} needs half cuts (--half-cuts P): without them no cut digit "
+                        f"lands near half its ink")
     return p, float(count)
 
 

@@ -141,6 +141,29 @@ def test_pack_writes_float16_weights_that_read_as_the_checkpoint_does(synth, tmp
     assert torch.allclose(got, want, atol=0.05)
 
 
+def test_pack_int8_stores_kernels_in_half_the_bytes_and_reads_as_the_checkpoint_does(synth, tmp_path):
+    """`line pack --int8`: every kernel and matrix as int8 with a float16 scale per output row (no float
+    copy of them), under 60 % of the float16 file, and the loaded recogniser's logits within the int8 step of
+    the checkpoint's. Mutations: keep the int8 kernels' float16 copies in 'model'; load them unscaled."""
+    data = tmp_path / "l.npz"
+    line_training.prepare([synth], data, workers=1, progress=False)
+    line_training.train([data], tmp_path / "c.pt", line_training.LineSettings(epochs=1, batch=8, width=1.0),
+                        progress=False)
+    assert main(["line", "pack", str(tmp_path / "c.pt"), "--out", str(tmp_path / "f16.pt")]) == 0
+    assert main(["line", "pack", str(tmp_path / "c.pt"), "--out", str(tmp_path / "i8.pt"), "--int8"]) == 0
+    packed = torch.load(tmp_path / "i8.pt", weights_only=True)
+    assert packed["int8"] and all(q["q"].dtype == torch.int8 and q["scale"].dtype == torch.float16
+                                  and q["scale"].shape == q["q"].shape[:1] for q in packed["int8"].values())
+    assert not set(packed["int8"]) & set(packed["model"])
+    assert {k for k, v in packed["model"].items() if v.is_floating_point() and v.dim() >= 2} == set()
+    assert (tmp_path / "i8.pt").stat().st_size < 0.6 * (tmp_path / "f16.pt").stat().st_size
+    x = line.as_batch(np.load(data)["x"][:4])
+    with torch.no_grad():
+        got = line.load_line_reader(tmp_path / "i8.pt")(x)
+        want = line.load_line_reader(tmp_path / "c.pt")(x)
+    assert torch.allclose(got, want, atol=0.1), float((got - want).abs().max())
+
+
 def test_init_starts_from_a_recogniser_and_refuses_another_width(synth, tmp_path):
     """`line train --init A`: at a vanishing learning rate the run's weights stay A's (not a fresh
     network's), its settings name A; a recogniser of another width is one DataError naming it.

@@ -109,7 +109,7 @@ def _cmd_line(a: argparse.Namespace) -> int:
     else:
         from digitdet.model.line import pack_line_reader
 
-        done = pack_line_reader(a.checkpoint, a.out, a.note or "")
+        done = pack_line_reader(a.checkpoint, a.out, a.note or "", int8=a.int8)
         print(f"{a.checkpoint} ({done['meta']['seen']} views) -> {a.out}")
     return 0
 
@@ -134,8 +134,10 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="go on from --out")
     t.add_argument("--init", help="start from this recogniser's weights (a checkpoint or packed file; "
                                    "fresh optimiser and schedule)")
-    t = steps.add_parser("pack", help="a trained checkpoint -> the shipped float16 file")
+    t = steps.add_parser("pack", help="a trained checkpoint -> the shipped float16 (or --int8) file")
     t.add_argument("checkpoint")
     t.add_argument("--out", required=True)
     t.add_argument("--note", help="provenance kept in the file's meta (e.g. the measurement it passed)")
+    t.add_argument("--int8", action="store_true", help="kernels and matrices as int8 with a scale per row: half "
+                   "the bytes (a wider recogniser within the shipped weights' 40 MB)")
     s.set_defaults(func=_cmd_line)

@@ -1,10 +1,11 @@
 """benchmarks/line_probe.py: the "dispute" rule measured on cached readings of the pair (the likelihood it
-uses is tested in test_line.py)."""
+uses is tested in test_line.py), a line read in several views, and the recorder its `cache` reads with."""
 
 import importlib.util
 
 import pytest
 
+from test_dispute import pair_det
 from test_line import lines
 from tiny import ROOT
 
@@ -23,3 +24,30 @@ def test_the_dispute_rule_replaces_only_a_close_up_the_line_reads_much_likelier(
             "b.png": {"up": "13", "route": "whole"},  # wrong, but read as a whole photo: kept
             "c.png": {"up": "3", "route": "close"}}  # right and agreed: kept
     assert line_probe.disputed(items, got, logits, pair, [1, 1e6]) == "dispute@1 2 (+1)  dispute@1e+06 1 (+0)"
+
+
+def test_views_pick_the_number_likeliest_on_average_and_the_dispute_compares_averages():
+    """The first view leans to "13" (its 3rd digit frame 2 : 3 nearly even), the second reads "12" for sure:
+    read alone the first view says 13, both views together 12 (mean CTC log-likelihood), and the dispute
+    against the pair's "13" is decided by the averaged gap. Mutation: the first view's reading kept."""
+    soft = lines([0, 2, 0, 3, 0, 0])
+    soft[0, 3, 3], soft[0, 3, 4] = 0.5, 1.0  # frame 3: digit 2 (class 3) nearly as likely as digit 3
+    soft[0, 3, 0] = -20.0
+    sure = lines([0, 2, 0, 3, 0, 0])
+    assert [g for g, _ in line_probe.best_of_views([soft])[0]] == ["13"]
+    got, views = line_probe.best_of_views([soft, sure])
+    assert [g for g, _ in got] == ["12"] and len(views) == 2
+    pair = {"a.png": {"up": "13", "route": "close"}}
+    assert line_probe.disputed([("a.png", "12")], got, views, pair, [1, 30]) == "dispute@1 1 (+1)  dispute@30 0 (+0)"
+
+
+def test_the_cache_recorder_keeps_the_pairs_detections_and_notes_only_a_line_it_would_read():
+    """The recorder standing in for reading/dispute.dispute returns the very detections it gets, and notes a
+    consultation for a number side by side but not for a stacked one (never disputed). Mutation: note
+    every call."""
+    consulted = []
+    keep = line_probe.recorder(consulted)
+    row = pair_det([[60, 20, 85, 80], [90, 20, 115, 80]], "13")
+    column = pair_det([[60, 10, 90, 45], [60, 50, 90, 85]], "12")
+    assert keep(None, None, row, 3.0, 0.5, 0.3) is row and consulted == [True]
+    assert keep(None, None, column, 3.0, 0.5, 0.3) is column and consulted == [True]

@@ -140,12 +140,11 @@ def cache(args) -> int:
 def recorder(consulted: list):
     """A stand-in for reading/dispute.dispute that keeps the pair's detections and appends to `consulted`
     when the real one would have read the line (a best number that is not stacked, as dispute checks)."""
-    from digitdet.reading.numbers import read_candidates
+    from digitdet.reading.dispute import pair_best
 
     def keep(line_reader, image, det, margin, whole_thresh, dedup_iou):
-        best = read_candidates(det["boxes"], det["scores"], det["labels"], whole_thresh, dedup_iou,
-                               det.get("presence"))[:1]
-        if not (best and best[0].vertical):
+        best = pair_best(det, whole_thresh, dedup_iou)
+        if not (best and best.vertical):
             consulted.append(True)
         return det
 

@@ -36,14 +36,19 @@ def line_of_tensor(image: torch.Tensor) -> np.ndarray:
     return to_line(Image.fromarray(image.permute(1, 2, 0).cpu().numpy()))
 
 
+def pair_best(det: dict, whole_thresh: float, dedup_iou: float) -> Candidate | None:
+    """The pair's best number in `det`, as the reading picks it, or None; the dispute leaves a stacked one be."""
+    best = read_candidates(det["boxes"], det["scores"], det["labels"], whole_thresh, dedup_iou,
+                           det.get("presence"))[:1]
+    return best[0] if best else None
+
+
 @torch.inference_mode()
 def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: float, whole_thresh: float,
             dedup_iou: float) -> dict:
     """`det` (the pair's detections of a close-up, on the callers' scale: scores, presence) or, when the
     line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'."""
-    best = read_candidates(det["boxes"], det["scores"], det["labels"], whole_thresh, dedup_iou,
-                           det.get("presence"))[:1]
-    pair = best[0] if best else None
+    pair = pair_best(det, whole_thresh, dedup_iou)
     if pair is not None and pair.vertical:
         return det
     logits = line_reader(as_batch(line_of_tensor(image)[None]))

@@ -47,14 +47,20 @@ def decode(logits) -> list[tuple[str, float]]:
     return [(n or "-1", float(p)) for (n, _), p in zip(greedy(logits), prob)]
 
 
-def stretched(path, factor: float) -> np.ndarray:
-    """The photo's line with the photo first stretched horizontally by `factor` (1: as the package reads it)."""
+def stretched(path, factor: float, rec: dict | None = None, context: float | None = None) -> np.ndarray:
+    """The photo's line with the photo first stretched horizontally by `factor` (1: as the package reads it);
+    with `context`, of the region around the pair's number in `rec` (a `cache` record) as the dispute reads
+    it (reading/dispute.line_region)."""
     from PIL import Image
 
     from digitdet.model.line import to_line
+    from digitdet.reading.dispute import line_region
 
     with Image.open(path) as im:
         im = im.convert("RGB")
+        if context is not None and rec and rec.get("box"):
+            s = im.width / rec["size"][0]  # the record is on the reader's scale
+            im = im.crop(line_region([v * s for v in rec["box"]], rec["digit_h"] * s, im.width, im.height, context))
         if factor != 1.0:
             im = im.resize((max(1, round(im.width * factor)), im.height), Image.BICUBIC)
         return to_line(im)
@@ -96,7 +102,7 @@ def evaluate(args) -> int:
     total = right = 0
     for name in args.sets:
         items = pair_with.items_of(name)
-        xs = [np.stack([stretched(p, f) for p, _ in items]) for f in factors]
+        xs = [np.stack([stretched(p, f, pair.get(str(p)), args.context) for p, _ in items]) for f in factors]
         t0 = time.time()
         with torch.no_grad():
             got, logits = best_of_views([model(as_batch(x)) for x in xs])
@@ -131,21 +137,25 @@ def cache(args) -> int:
             consulted.clear()
             up = reader.read_file(path).number
             recs.append({"set": name, "path": str(path), "truth": truth, "up": up,
-                         "route": "close" if consulted else "kept"})
+                         "route": "close" if consulted else "kept", **(consulted[0] if consulted else {})})
     io.write_text(args.out, "".join(json.dumps(r) + "\n" for r in recs))
     print(f"{len(recs)} photos, {sum(r['route'] == 'close' for r in recs)} the dispute would consult -> {args.out}")
     return 0
 
 
 def recorder(consulted: list):
-    """A stand-in for reading/dispute.dispute that keeps the pair's detections and appends to `consulted`
-    when the real one would have read the line (a best number that is not stacked, as dispute checks)."""
-    from digitdet.reading.dispute import pair_best
+    """A stand-in for reading/dispute.dispute that keeps the pair's detections and appends to `consulted`,
+    when the real one would have read the line (a best number that is not stacked, as dispute checks), what
+    line_region needs: the pair's number box and digit height, and the photo's size, on the reader's scale."""
+    from digitdet.reading.dispute import digit_height, pair_best
 
-    def keep(line_reader, image, det, margin, whole_thresh, dedup_iou):
+    def keep(line_reader, image, det, margin, whole_thresh, dedup_iou, context=None):
         best = pair_best(det, whole_thresh, dedup_iou)
-        if not (best and best.vertical):
-            consulted.append(True)
+        if best is None:
+            consulted.append({"box": None, "size": [image.shape[-1], image.shape[-2]]})
+        elif not best.vertical:
+            consulted.append({"box": [round(float(v), 2) for v in best.box], "digit_h": round(digit_height(best), 2),
+                              "size": [image.shape[-1], image.shape[-2]]})
         return det
 
     return keep
@@ -205,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--views", default="1", help="horizontal stretches each line is read at (see the module doc)")
     a.add_argument("--taus", default="0.9,0.95,0.99,0.999", help="the override rule's thresholds")
     a.add_argument("--margins", default="1,2,4,8,16", help="the dispute rule's log-likelihood margins (nats)")
+    a.add_argument("--context", type=float, help="read the region around the pair's number in the --pair "
+                   "records, this many digit heights each side (predict.line_context)")
     c = sub.add_parser("cache")
     c.add_argument("out", help="JSONL to write")
     c.add_argument("sets", nargs="+")

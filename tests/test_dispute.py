@@ -8,7 +8,7 @@ import test_pyramid
 import test_routing
 from digitdet.model import line, packed
 from digitdet.reading import numbers
-from digitdet.reading.dispute import dispute, line_boxes
+from digitdet.reading.dispute import dispute, line_boxes, line_of_tensor, line_region
 from digitdet.reading.routing import RoutedDetector, RouteSettings
 
 S = RouteSettings(close_frac=0.35, whole_thresh=0.98, close_thresh=0.85, dedup_iou=0.3, line_margin=3.0)
@@ -96,7 +96,34 @@ def test_no_dispute_on_agreement_a_stacked_number_or_an_empty_line():
 def test_a_number_the_pair_missed_is_read_photo_high():
     got = dispute(Stub(logits_of("7", at=(12,))), IMAGE, pair_det([], ""), 3.0, 0.98, 0.3)
     assert read(got) == "7" and got["boxes"][0, 1] == 0 and got["boxes"][0, 3] == 100
-    assert line_boxes("7", [12], None, 160, 100).tolist() == got["boxes"].tolist()
+    assert line_boxes("7", [12], None, (0, 0, 160, 100)).tolist() == got["boxes"].tolist()
+
+
+def test_a_region_is_the_numbers_box_widened_by_digit_heights_inside_the_photo():
+    """Mutation: the margin in pixels, not digit heights; the region not clipped to the photo."""
+    assert line_region([60, 20, 115, 80], 60.0, 160, 100, 0.5) == (30, 5, 145, 95)
+    assert line_region([60, 20, 115, 80], 60.0, 160, 100, 1.5) == (0, 5, 160, 95)
+    assert line_region([60, 20, 115, 80], 60.0, 160, 100, None) == line_region(None, 0.0, 160, 100, 1.0) \
+        == (0, 0, 160, 100)
+
+
+def test_with_context_the_line_reads_the_region_and_its_boxes_land_in_the_photo():
+    """predict.line_context 0.5: the line recogniser gets the line of the pair's number widened by half a
+    digit height each side (photo 30..145 x 5..95), and a digit it adds gets a box where that region's step
+    is. Mutations: the whole close-up read; the boxes not shifted by the region's left edge."""
+    seen = []
+
+    class Keeps(Stub):
+        def forward(self, x):
+            seen.append(x)
+            return super().forward(x)
+
+    det = pair_det([[60, 20, 85, 80], [90, 20, 115, 80]], "16")
+    got = dispute(Keeps(logits_of("216", at=(1, 4, 7))), IMAGE, det, 3.0, 0.98, 0.3, 0.5)
+    assert torch.equal(seen[0], line.as_batch(line_of_tensor(IMAGE[:, 5:95, 30:145])[None]))
+    assert read(got) == "216"
+    scale = 115 / line.line_width(115, 90)
+    assert float(got["boxes"][2, 0] + got["boxes"][2, 2]) / 2 == pytest.approx(30 + 7.5 * line.STRIDE * scale)
 
 
 def test_the_routing_consults_the_line_on_close_ups_only():

@@ -90,6 +90,39 @@ def test_prepare_keeps_the_close_ups_with_their_numbers(synth, tmp_path):
         assert (d["x"][0] == line.to_line(im)).all()
 
 
+def test_with_context_prepare_keeps_the_regions_the_dispute_would_read(synth, tmp_path):
+    """--context 1: each line is of the region pair_like_region draws (seed 5, in order) around the number.
+    Mutation: the context ignored (whole close-ups written)."""
+    assert main(["-q", "line", "prepare", str(synth), "--out", str(tmp_path / "l.npz"), "--workers", "1",
+                 "--context", "1", "--seed", "5"]) == 0
+    d = np.load(tmp_path / "l.npz")
+    items = line_training.close_ups(synth, with_boxes=True)
+    rng = np.random.default_rng(5)
+    regions = [line_training.pair_like_region(b, size, 1.0, rng) for _, _, b, size in items]
+    assert d["y"].tolist() == [n for _, n, _, _ in items]
+    cropped = [i for i, (r, it) in enumerate(zip(regions, items)) if r != (0, 0, *it[3])]
+    assert cropped, "some regions are smaller than their photos"
+    for i in (0, cropped[0]):
+        with Image.open(items[i][0]) as im:
+            assert (d["x"][i] == line.to_line(im.crop(regions[i]))).all()
+
+
+def test_pair_like_regions_hold_the_number_drop_an_end_digit_or_take_the_whole_photo():
+    """Of 1,000 draws around "123" (digits 60 px high, 40 apart, in a 400 x 200 photo) at context 1: about a
+    tenth are the whole photo, every other holds the middle digit, and about 0.9 x 0.15 start where the
+    first digit was left out. Mutation: no end digit left out; no whole photo."""
+    boxes = np.array([[100, 70, 130, 130], [140, 70, 170, 130], [180, 70, 210, 130]], np.float64)
+    rng = np.random.default_rng(0)
+    got = [line_training.pair_like_region(boxes, (400, 200), 1.0, rng) for _ in range(1000)]
+    whole = sum(r == (0, 0, 400, 200) for r in got)
+    assert 60 < whole < 140
+    part = [r for r in got if r != (0, 0, 400, 200)]
+    assert all(r[0] <= 140 and r[1] <= 70 and r[2] >= 170 and r[3] >= 130 for r in part)
+    assert all(0 <= r[0] < r[2] <= 400 and 0 <= r[1] < r[3] <= 200 for r in part)
+    first_out = sum(r[0] > 100 - 60 + 0.15 * 60 for r in part)  # margin measured from the second digit
+    assert 80 < first_out < 190
+
+
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synth, tmp_path, monkeypatch):
     """Stopped after its 3rd step (a checkpoint every 2 steps) and resumed, training gives the uninterrupted
     run's weights exactly; resuming with other settings is refused. Mutation: the batch's augmentation drawn

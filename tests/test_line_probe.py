@@ -44,10 +44,12 @@ def test_views_pick_the_number_likeliest_on_average_and_the_dispute_compares_ave
 def test_the_cache_recorder_keeps_the_pairs_detections_and_notes_only_a_line_it_would_read():
     """The recorder standing in for reading/dispute.dispute returns the very detections it gets, and notes a
     consultation for a number side by side but not for a stacked one (never disputed). Mutation: note
-    every call."""
+    every call; record the photo's size as (height, width)."""
     consulted = []
     keep = line_probe.recorder(consulted)
     row = pair_det([[60, 20, 85, 80], [90, 20, 115, 80]], "13")
     column = pair_det([[60, 10, 90, 45], [60, 50, 90, 85]], "12")
-    assert keep(None, None, row, 3.0, 0.5, 0.3) is row and consulted == [True]
-    assert keep(None, None, column, 3.0, 0.5, 0.3) is column and consulted == [True]
+    image = torch.zeros(3, 100, 160)
+    noted = [{"box": [60.0, 20.0, 115.0, 80.0], "digit_h": 60.0, "size": [160, 100]}]
+    assert keep(None, image, row, 3.0, 0.5, 0.3) is row and consulted == noted
+    assert keep(None, image, column, 3.0, 0.5, 0.3, 1.0) is column and consulted == noted

@@ -96,7 +96,8 @@ def _cmd_line(a: argparse.Namespace) -> int:
     if a.step == "prepare":
         from digitdet.training.line import prepare
 
-        done = prepare(a.folders, a.out, workers=a.workers, progress=not a.quiet)
+        done = prepare(a.folders, a.out, workers=a.workers, progress=not a.quiet, context=a.context,
+                       seed=a.seed or 0)
         print(f"{done['close_ups']} close-ups -> {a.out}; numbers by length {done['by_length']}")
     elif a.step == "train":
         from digitdet.training.line import LineSettings, train
@@ -122,6 +123,9 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t.add_argument("folders", nargs="+")
     t.add_argument("--out", required=True, help=".npz file to write")
     t.add_argument("--workers", type=int, help="processes (default: all cores)")
+    t.add_argument("--context", type=float, help="lines of the regions around the numbers that the dispute "
+                   "reads at predict.line_context=CONTEXT, as the pair's box varies (default: whole close-ups)")
+    t.add_argument("--seed", type=int, help="the regions' draws (default 0)")
     t = steps.add_parser("train", help="train on prepared lines (checkpointed; --resume goes on)")
     t.add_argument("data", nargs="+", help="prepare's .npz files, trained on together")
     t.add_argument("--out", required=True, help="checkpoint file")

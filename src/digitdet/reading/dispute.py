@@ -43,22 +43,44 @@ def pair_best(det: dict, whole_thresh: float, dedup_iou: float) -> Candidate | N
     return best[0] if best else None
 
 
+def line_region(box, digit_height: float, width: int, height: int, context: float | None,
+                above: float = 0.25) -> tuple[int, int, int, int]:
+    """The part (x0, y0, x1, y1) of a width x height close-up the line recogniser reads: the pair's number `box`
+    widened by `context` digit heights on each side and `above` of one above and below, inside the photo (see
+    the module doc); the whole photo when there is no box or `context` is None."""
+    if box is None or context is None:
+        return 0, 0, width, height
+    x0 = min(max(0, math.floor(box[0] - context * digit_height)), width - 1)
+    y0 = min(max(0, math.floor(box[1] - above * digit_height)), height - 1)
+    x1 = max(min(width, math.ceil(box[2] + context * digit_height)), x0 + 1)
+    y1 = max(min(height, math.ceil(box[3] + above * digit_height)), y0 + 1)
+    return x0, y0, x1, y1
+
+
+def digit_height(pair: Candidate) -> float:
+    """The median height of the pair's digits: the unit line_region widens by."""
+    return float(np.median([d.height for d in pair.digits]))
+
+
 @torch.inference_mode()
 def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: float, whole_thresh: float,
-            dedup_iou: float) -> dict:
+            dedup_iou: float, context: float | None = None) -> dict:
     """`det` (the pair's detections of a close-up, on the callers' scale: scores, presence) or, when the
-    line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'."""
+    line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'.
+    `context`: the line reads the pair's number with this many digit heights each side (line_region)."""
     pair = pair_best(det, whole_thresh, dedup_iou)
     if pair is not None and pair.vertical:
         return det
-    logits = line_reader(as_batch(line_of_tensor(image)[None]))
+    region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
+                         image.shape[-2], context)
+    logits = line_reader(as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None]))
     number, starts = decode(logits)[0]
     if number is None or (pair is not None and number == pair.number):
         return det
     mine, theirs = log_likelihood(logits.expand(2, -1, -1), [number, pair.number if pair else None])
     if mine - theirs < margin:
         return det
-    boxes = line_boxes(number, starts, pair, image.shape[-1], image.shape[-2])
+    boxes = line_boxes(number, starts, pair, region)
     score = whole_thresh + (1.0 - whole_thresh) * math.exp(min(mine, 0.0))
     n = len(number)
     scores = torch.full((n,), score, dtype=torch.float32)
@@ -66,19 +88,23 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
             "labels": torch.tensor([int(c) + 1 for c in number], dtype=torch.int64)}
 
 
-def line_boxes(number: str, starts: list[int], pair: Candidate | None, width: int, height: int) -> torch.Tensor:
-    """xyxy boxes in the photo's pixels for the digits of `number`, left to right (see the module doc)."""
+def line_boxes(number: str, starts: list[int], pair: Candidate | None, region: tuple[int, int, int, int]
+               ) -> torch.Tensor:
+    """xyxy boxes in the photo's pixels for the digits of `number`, left to right, the line having read
+    `region` of the photo (line_region; see the module doc)."""
     if pair is not None and len(pair.digits) == len(number):
         return torch.tensor(sorted((d.box for d in pair.digits), key=lambda b: b[0] + b[2]), dtype=torch.float32)
-    top, bottom = (pair.box[1], pair.box[3]) if pair is not None else (0.0, float(height))
-    used = line_width(width, height)  # the line's pixels the photo fills (the padding maps beyond the photo)
+    left, right = region[0], region[2]
+    top, bottom = (pair.box[1], pair.box[3]) if pair is not None else (float(region[1]), float(region[3]))
+    width = right - left
+    used = line_width(width, region[3] - region[1])  # the line's pixels the region fills (the padding: beyond)
     scale = width / used  # line pixels -> photo pixels
     centres = [(t + 0.5) * STRIDE for t in starts]
     pitch = float(np.median(np.diff(centres))) if len(centres) > 1 else float(used)
     pitch = min(pitch, used / len(number))  # no wider than the line shares out
     out = []
     for c in centres:
-        x0 = min(max(0.0, (c - pitch / 2) * scale), width - 1.0)
-        x1 = min(float(width), (c + pitch / 2) * scale)
+        x0 = left + min(max(0.0, (c - pitch / 2) * scale), width - 1.0)
+        x1 = left + min(float(width), (c + pitch / 2) * scale)
         out.append((x0, top, max(x1, x0 + 1.0), bottom))
     return torch.tensor(out, dtype=torch.float32)

@@ -50,6 +50,7 @@ class RouteSettings:
     # 120 on synthetic validation (benchmarks/number_free.py, route_readers.py; never the real sets).
     tall_score: float = 0.3
     line_margin: float | None = 3.0  # predict.line_margin: the line recogniser's dispute (reading/dispute.py)
+    line_context: float | None = None  # predict.line_context: what the line reads (dispute.line_region)
 
 
 class ReaderPair(nn.Module):
@@ -110,7 +111,7 @@ class RoutedDetector(nn.Module):
         det = vote(views, s)
         if self.line is None or s.line_margin is None:
             return det
-        return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou)
+        return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou, s.line_context)
 
     def _close_reading(self, detector: nn.Module, image: torch.Tensor) -> dict:
         """The close-up reader's detections (through `detector`, one of its scales) on the whole-photo
@@ -160,7 +161,7 @@ def routed(pair: ReaderPair, cfg, for_inference) -> RoutedDetector:
     close_cfg = pair.close_config(cfg)
     settings = RouteSettings(close_frac=cfg.predict.close_frac, whole_thresh=cfg.predict.read_thresh,
                              close_thresh=close_cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou,
-                             line_margin=cfg.predict.line_margin)
+                             line_margin=cfg.predict.line_margin, line_context=cfg.predict.line_context)
     views = tuple(for_inference(pair.close, c) for c in vote_configs(close_cfg, cfg))
     return RoutedDetector(for_inference(pair.whole, cfg), for_inference(pair.close, close_cfg), settings, views,
                           pair.line)

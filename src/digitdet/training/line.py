@@ -28,8 +28,9 @@ CLOSE_FRAC = 0.35
 MAX_LEN = 8  # digits a number may have here; longer truths are left out
 
 
-def close_ups(folder: Path, split: str = "train") -> list[tuple[Path, str]]:
-    """(image path, number) of a digitdet-synth split's close-ups with a number of 1..MAX_LEN digits."""
+def close_ups(folder: Path, split: str = "train", with_boxes: bool = False) -> list[tuple]:
+    """(image path, number) of a digitdet-synth split's close-ups with a number of 1..MAX_LEN digits, and with
+    `with_boxes` the number's digit boxes (N x 4 xyxy) and the image's (width, height) after them."""
     from digitdet.data.coco import load_coco
     from digitdet.training.evaluate import truth_numbers
 
@@ -41,35 +42,63 @@ def close_ups(folder: Path, split: str = "train") -> list[tuple[Path, str]]:
         if len(boxes) == 0 or not number.isdigit() or not 1 <= len(number) <= MAX_LEN:
             continue
         if max(float(b[3]) - float(b[1]) for b in boxes) >= CLOSE_FRAC * im["height"]:
-            out.append((folder / split / im["file_name"], number))
+            out.append((folder / split / im["file_name"], number)
+                       + ((np.asarray(boxes, np.float64).reshape(-1, 4), (im["width"], im["height"]))
+                          if with_boxes else ()))
     return out
 
 
-def _line_of(path: Path) -> np.ndarray:
+def pair_like_region(boxes: np.ndarray, size: tuple[int, int], context: float,
+                     rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """The part of a close-up the dispute would read (reading/dispute.line_region at `context`) around its
+    number, its truth `boxes` varied as the pair's box varies: the whole photo 1 time in 10 (the pair read
+    nothing), an end digit left out 15 % of the time at each end (the pair's commonest miss: the line must
+    still read it inside the margin) and each side moved by up to 0.15 of a digit's height."""
+    from digitdet.reading.dispute import line_region
+
+    if rng.random() < 0.1:
+        return 0, 0, *size
+    b = boxes[np.argsort(boxes[:, 0] + boxes[:, 2])]
+    if len(b) > 1 and rng.random() < 0.15:
+        b = b[1:]
+    if len(b) > 1 and rng.random() < 0.15:
+        b = b[:-1]
+    h = float(np.median(b[:, 3] - b[:, 1]))
+    box = [b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()] + rng.uniform(-0.15, 0.15, 4) * h
+    return line_region(box, h, size[0], size[1], context)
+
+
+def _line_of(job: tuple) -> np.ndarray:
+    """The line of a (path, region or None) job."""
     from PIL import Image
 
+    path, region = job
     try:
         with Image.open(path) as im:
-            return to_line(im)
+            return to_line(im.crop(region) if region else im)
     except OSError as exc:
         raise DataError(f"{path}: cannot be read as an image ({exc})") from None
 
 
 def prepare(folders: list[str | Path], out: str | Path, workers: int | None = None,
-            progress: bool = True) -> dict:
+            progress: bool = True, context: float | None = None, seed: int = 0) -> dict:
     """The close-ups of each folder's train split as lines, written to `out` (.npz: x uint8 N x H x W x 3,
-    y the numbers) atomically. Returns {'close_ups', 'by_length'}."""
+    y the numbers) atomically; with `context`, the lines of the regions around their numbers that the
+    dispute reads at predict.line_context = context (pair_like_region, drawn from `seed`). Returns
+    {'close_ups', 'by_length'}."""
     from tqdm import tqdm
 
-    items = [it for f in folders for it in close_ups(Path(f))]
+    items = [it for f in folders for it in close_ups(Path(f), with_boxes=True)]
     if not items:
         raise DataError(f"no close-ups in the train splits of {', '.join(map(str, folders))}")
+    rng = np.random.default_rng(seed)
+    jobs = [(p, None if context is None else pair_like_region(b, size, context, rng)) for p, _, b, size in items]
     x = np.zeros((len(items), H, W, 3), np.uint8)
     with ProcessPoolExecutor(workers) as pool:
-        lines = pool.map(_line_of, [p for p, _ in items], chunksize=256)
+        lines = pool.map(_line_of, jobs, chunksize=256)
         for i, a in enumerate(tqdm(lines, total=len(items), desc="prepare", unit="img", disable=not progress)):
             x[i] = a
-    y = np.array([t for _, t in items])
+    y = np.array([it[1] for it in items])
     with io.atomic_path(out, suffix=".npz") as tmp, tmp.open("wb") as f:
         np.savez(f, x=x, y=y)
     return {"close_ups": len(items), "by_length": dict(enumerate(np.bincount([len(t) for t in y]).tolist()))}

@@ -16,8 +16,9 @@ package part (digitdet.model.line), trained by `digitdet line prepare/train` (di
 `cache` reads each photo with the bundled reader as shipped but with the dispute left out (reading/
 dispute.py is replaced by a recorder that keeps the pair's detections), and writes, per photo, the pair's
 number and whether the dispute would have consulted the line recogniser (route "close": a close-up whose
-best number is not stacked; else "kept"). With `--pair` such a file, `eval` counts the dispute rule offline
-for any recogniser: it gives the shipped reader's figures exactly (val45: cut 275, relief 279 of 300, as
+best number is not stacked, or with `--override predict.line_context=C` also a whole photo where a number
+is read; else "kept"), with the pair's number box for `eval --context`. With `--pair` such a file, `eval`
+counts the dispute rule offline for any recogniser: it gives the shipped reader's figures exactly (val45: cut 275, relief 279 of 300, as
 pair_with.py read them), in about a minute instead of pair_with.py's ten. `--views F,..`: each line is read
 at these horizontal stretches of the photo, and the number is the one (among each view's greedy reading)
 with the highest CTC log-likelihood averaged over the views, the dispute comparing those averages.
@@ -130,7 +131,7 @@ def cache(args) -> int:
     torch.set_num_threads(2)
     consulted = []
     routing.dispute = recorder(consulted)
-    reader = Reader()
+    reader = Reader(overrides=args.override)
     recs = []
     for name in args.sets:
         for path, truth in tqdm(pair_with.items_of(name), desc=name, leave=False, unit="img"):
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("cache")
     c.add_argument("out", help="JSONL to write")
     c.add_argument("sets", nargs="+")
+    c.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for the reader (predict.line_context=1: whole photos with a number "
+                   "are consulted too)")
     args = p.parse_args(argv)
     return evaluate(args) if args.cmd == "eval" else cache(args)
 

@@ -127,7 +127,8 @@ def test_with_context_the_line_reads_the_region_and_its_boxes_land_in_the_photo(
 
 
 def test_the_routing_consults_the_line_on_close_ups_only():
-    """Mutation: the dispute called on whole photos too; predict.line_margin=null ignored."""
+    """Without predict.line_context, whole photos are not disputed. Mutation: the dispute called on whole
+    photos too; predict.line_margin=null ignored."""
     stub = Stub(logits_of("5", at=(12,)))
     close = test_routing.Fixed()
     tall = test_pyramid.image_with_blob(100, 100, (10, 10, 60, 46))  # 36 px of 100: a close-up ("12")
@@ -138,6 +139,20 @@ def test_the_routing_consults_the_line_on_close_ups_only():
     off = RouteSettings(**{**S.__dict__, "line_margin": None})
     assert RoutedDetector(test_routing.whole_reader(), close, off, line=stub)([tall])[0]["reader"] == "close"
     assert stub.calls == 1
+
+
+def test_with_context_the_number_of_a_whole_photo_is_disputed_too():
+    """predict.line_context set: in a photo that is no close-up, the line reads the region of the number the
+    whole-photo reader read and may win; a photo where it read none stays unread, the line not consulted.
+    Mutations: whole photos never disputed; disputed with no number read."""
+    stub = Stub(logits_of("5", at=(12,)))
+    ctx = RouteSettings(**{**S.__dict__, "line_context": 1.0})
+    small = test_pyramid.image_with_blob(300, 400, (100, 100, 130, 140))
+    got = RoutedDetector(test_routing.whole_reader(), test_routing.Fixed(), ctx, line=stub)([small])[0]
+    assert got["reader"] == "line" and read(got) == "5" and stub.calls == 1
+    blank = torch.zeros(3, 300, 400)
+    got = RoutedDetector(test_routing.whole_reader(), test_routing.Fixed(), ctx, line=stub)([blank])[0]
+    assert got["reader"] == "whole" and len(got["boxes"]) == 0 and stub.calls == 1
 
 
 def test_the_bundled_reader_loads_the_line_recogniser_when_shipped(tmp_path, monkeypatch):

@@ -25,7 +25,9 @@ of 1,500 close-up photos, cut 259 -> 266) and confirmed on a fresh split (weight
 costs three reads of the close-up reader instead of one.
 
 When the line recogniser is shipped (weights/line-crnn.pt) and predict.line_margin is set, it then reads the
-close-up as one line and may dispute the vote's number (reading/dispute.py).
+close-up as one line and may dispute the vote's number (reading/dispute.py). With predict.line_context set, it
+reads the region around the number instead of the whole close-up, and so also disputes the number the
+whole-photo reader reads in a photo that is not a close-up (a photo where it reads none stays unread).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from digitdet.reading.dispute import dispute
+from digitdet.reading.dispute import dispute, pair_best
 from digitdet.reading.numbers import presence_scores, read_candidates
 
 
@@ -106,7 +108,12 @@ class RoutedDetector(nn.Module):
         s = self.settings
         det = self.whole([image])[0]
         if close_up_height(det, s) < s.close_frac * image.shape[-2]:
-            return {**det, "reader": "whole"}
+            det = {**det, "reader": "whole"}
+            # the line reads the number's region, not the whole photo: a number read is disputed here too
+            if self.line is None or s.line_margin is None or s.line_context is None \
+                    or pair_best(det, s.whole_thresh, s.dedup_iou) is None:
+                return det
+            return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou, s.line_context)
         views = [self._close_reading(detector, image) for detector in (self.close, *self.close_views)]
         det = vote(views, s)
         if self.line is None or s.line_margin is None:

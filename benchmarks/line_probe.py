@@ -13,14 +13,14 @@ package part (digitdet.model.line), trained by `digitdet line prepare/train` (di
     python benchmarks/line_probe.py eval runs/line3/line.pt data/val45/cut data/val45/relief \
         --pair logs/pair-val45.jsonl --margins 2,3,4 --views 1,1.15,1.3
 
-`cache` reads each photo with the bundled reader as shipped but with the dispute left out (reading/
-dispute.py is replaced by a recorder that keeps the pair's detections), and writes, per photo, the pair's
-number and whether the dispute would have consulted the line recogniser (route "close": a close-up whose
-best number is not stacked, or with `--override predict.line_context=C` also a whole photo where a number
-is read; else "kept"), with the pair's number box for `eval --context`. With `--pair` such a file, `eval`
-counts the dispute rule offline for any recogniser: it gives the shipped reader's figures exactly (val45: cut 275, relief 279 of 300, as
-pair_with.py read them), in about a minute instead of pair_with.py's ten. `--views F,..`: each line is read
-at these horizontal stretches of the photo, and the number is the one (among each view's greedy reading)
+`cache` reads each photo with the bundled reader as shipped but with the dispute left out (reading/ dispute.py
+is replaced by a recorder that keeps the pair's detections), and writes, per photo, the pair's number and
+whether the dispute would have consulted the line recogniser (route "close": a close-up whose best number is
+not stacked, or with `--override predict.line_context=C` also a whole photo where a number is read; else
+"kept"), with the pair's number box for `eval --context`. With `--pair` such a file, `eval` counts the dispute
+rule offline for any recogniser: it gives the shipped reader's figures exactly (val45: cut 275, relief 279 of
+300, as pair_with.py read them), in about a minute instead of pair_with.py's ten. `--views F,..`: each line is
+read at these horizontal stretches of the photo, and the number is the one (among each view's greedy reading)
 with the highest CTC log-likelihood averaged over the views, the dispute comparing those averages.
 
 A close-up is an image whose tallest digit box is at least 0.35 of its height (the pair's routing

@@ -13,7 +13,7 @@ package part (digitdet.model.line), trained by `digitdet line prepare/train` (di
     python benchmarks/line_probe.py eval runs/line3/line.pt data/val45/cut data/val45/relief \
         --pair logs/pair-val45.jsonl --margins 2,3,4 --views 1,1.15,1.3
 
-`cache` reads each photo with the bundled reader as shipped but with the dispute left out (reading/ dispute.py
+`cache` reads each photo with the bundled reader as shipped but with the dispute left out (reading/dispute.py
 is replaced by a recorder that keeps the pair's detections), and writes, per photo, the pair's number and
 whether the dispute would have consulted the line recogniser (route "close": a close-up whose best number is
 not stacked, or with `--override predict.line_context=C` also a whole photo where a number is read; else

@@ -8,6 +8,7 @@ accuracy per split and the images it misread, for choosing a new whole-photo or 
     python benchmarks/pair_with.py --line runs/line/line.pt data/val37/cut          # with this line recogniser
     python benchmarks/pair_with.py --line-margin null data/val37/cut                 # without the shipped one
     python benchmarks/pair_with.py --line runs/line/line.pt --both data/val37/cut    # with and without, at once
+    python benchmarks/pair_with.py --override predict.line_context=1 data/val37/cut  # any config override
 
 A set is a `digitdet synth` folder (its valid split), `test:MODE` (benchmarks/peers.py's test split of a
 mode) or `real:NAME` (a folder of ../shared with numbers.csv, or by its path any folder like it:
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--close", help="a packed reader in the close-up reader's place")
     p.add_argument("--line", help="a line recogniser (`digitdet line` train's or pack's file) disputing close-ups")
     p.add_argument("--line-margin", default="3", help="predict.line_margin (null: no dispute)")
+    p.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="more config overrides for the reader(s), e.g. predict.line_context=1")
     p.add_argument("--both", action="store_true", help="also each set's figure without the dispute (see above)")
     args = p.parse_args(argv)
     import torch
@@ -69,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     reader_module.bundled_reader_paths = lambda close_frac, line_margin=None: (
         files[:1] if close_frac is None else files[:2] if line_margin is None else files)
     torch.set_num_threads(2)
-    reader = reader_module.Reader(overrides=[f"predict.line_margin={args.line_margin}"])
+    reader = reader_module.Reader(overrides=[f"predict.line_margin={args.line_margin}", *args.override])
     print(f"pair: {reader.source}; whole-photo reading threshold {reader.cfg.predict.read_thresh}")
     without = disputed = None
     if args.both:
         if args.line_margin == "null" or not files[2:]:
             p.error("--both needs a line recogniser (--line, or the shipped one) and a line margin")
-        without = reader_module.Reader(overrides=["predict.line_margin=null"])
+        without = reader_module.Reader(overrides=["predict.line_margin=null", *args.override])
         disputed = watch_disputes()
     total = right = right_without = 0
     for name in args.sets:

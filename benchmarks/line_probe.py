@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("cache")
     c.add_argument("out", help="JSONL to write")
     c.add_argument("sets", nargs="+")
-    c.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+    c.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="config overrides for the reader (predict.line_context=1: whole photos with a number "
                    "are consulted too)")
     args = p.parse_args(argv)

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--close", help="a packed reader in the close-up reader's place")
     p.add_argument("--line", help="a line recogniser (`digitdet line` train's or pack's file) disputing close-ups")
     p.add_argument("--line-margin", default="3", help="predict.line_margin (null: no dispute)")
-    p.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="more config overrides for the reader(s), e.g. predict.line_context=1")
     p.add_argument("--both", action="store_true", help="also each set's figure without the dispute (see above)")
     args = p.parse_args(argv)

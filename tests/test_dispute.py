@@ -11,7 +11,8 @@ from digitdet.reading import numbers
 from digitdet.reading.dispute import dispute, line_boxes, line_of_tensor, line_region
 from digitdet.reading.routing import RoutedDetector, RouteSettings
 
-S = RouteSettings(close_frac=0.35, whole_thresh=0.98, close_thresh=0.85, dedup_iou=0.3, line_margin=3.0)
+S = RouteSettings(close_frac=0.35, whole_thresh=0.98, close_thresh=0.85, dedup_iou=0.3, line_margin=3.0,
+                  line_context=None)
 
 
 def logits_of(number: str, at=(4, 10, 16, 22), sure: float = 20.0, rival: dict | None = None) -> torch.Tensor:

@@ -7,6 +7,15 @@ crop and plaque close-ups worse; its path confidence did not say when to trust i
 disagrees with the pair did. Margin 3 was chosen on synthetic validation (val21 + val35) and passed a fresh
 split by a rule written first (weights/MODEL.md, 2026-12-06); never tuned on the real photo sets.
 
+What the line reads (predict.line_context, 1.0 since 2026-12-07; null: the whole close-up, as before): the
+pair's number box widened by that many digit heights each side and a quarter of one above and below
+(line_region), so a plaque's or a relief's digits fill the recogniser's 32 px as a tight crop's do (in a whole
+close-up they were a median 14 px high; read from the truth's region, the shipped recogniser read 859 of 900
+relief close-ups instead of 757). The margin keeps a digit the pair dropped at either end inside. With a
+region, the number the whole-photo reader reads in a photo that is not a close-up is disputed too
+(reading/routing.py). Chosen on spent synthetic validation and passed a fresh split by a rule written first
+(weights/MODEL.md, 2026-12-07 morning).
+
 The answer stays detections, so every caller (`read`, `predict`, `serve`, the Ray engine) reads it as it
 reads the pair's: when the pair's best number has as many digits as the line's, its boxes are kept and
 relabelled left to right; otherwise each digit gets a box from where the recogniser's CTC path places it

@@ -52,7 +52,7 @@ class RouteSettings:
     # 120 on synthetic validation (benchmarks/number_free.py, route_readers.py; never the real sets).
     tall_score: float = 0.3
     line_margin: float | None = 3.0  # predict.line_margin: the line recogniser's dispute (reading/dispute.py)
-    line_context: float | None = None  # predict.line_context: what the line reads (dispute.line_region)
+    line_context: float | None = 1.0  # predict.line_context: what the line reads (dispute.line_region)
 
 
 class ReaderPair(nn.Module):

@@ -117,9 +117,8 @@ class PredictConfig:
     score_thresh: float = 0.05  # detections kept for pred.json / COCO mAP
     read_thresh: float = 0.65  # detections used to read the number (tuned on validation after training)
     dedup_iou: float = 0.5  # class-agnostic duplicate suppression before reading ("117 -> 1117")
-    # Whole-photo detection for eval, predict, read and serve (reading.scan): "cascade" finds number regions in
-    # one pass and reads each at the model's scale (reading/cascade.py); "pyramid" runs the model over scales
-    scan: str = "cascade"  # and tiles (reading/pyramid.py); "single" only at its own scale (SVHN-sized crops)
+    # Whole-photo detection (reading.scan): "cascade" finds number regions in one pass and reads each at the
+    scan: str = "cascade"  # model's scale (reading/cascade.py); "pyramid": scales x tiles; "single": its own
     # The bundled reader's close-up reader (reading/routing.py) reads a photo whose number is >= close_frac of
     close_frac: float | None = 0.35  # its height (null: the first reader alone, as a checkpoint), at each
     close_vote: bool = True  # of its training scales with close_vote, the readings voting; the line recogniser

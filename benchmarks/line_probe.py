@@ -150,10 +150,11 @@ def recorder(consulted: list):
     line_region needs: the pair's number box and digit height, and the photo's size, on the reader's scale."""
     from digitdet.reading.dispute import digit_height, pair_best
 
-    def keep(line_reader, image, det, margin, whole_thresh, dedup_iou, context=None):
+    def keep(line_reader, image, det, margin, whole_thresh, dedup_iou, context=None, read_unread=True):
         best = pair_best(det, whole_thresh, dedup_iou)
         if best is None:
-            consulted.append({"box": None, "size": [image.shape[-1], image.shape[-2]]})
+            if read_unread:
+                consulted.append({"box": None, "size": [image.shape[-1], image.shape[-2]]})
         elif not best.vertical:
             consulted.append({"box": [round(float(v), 2) for v in best.box], "digit_h": round(digit_height(best), 2),
                               "size": [image.shape[-1], image.shape[-2]]})

@@ -96,7 +96,7 @@ def test_with_context_prepare_keeps_the_regions_the_dispute_would_read(synth, tm
     assert main(["-q", "line", "prepare", str(synth), "--out", str(tmp_path / "l.npz"), "--workers", "1",
                  "--context", "1", "--seed", "5"]) == 0
     d = np.load(tmp_path / "l.npz")
-    items = line_training.close_ups(synth, with_boxes=True)
+    items = line_training.close_ups(synth)
     rng = np.random.default_rng(5)
     regions = [line_training.pair_like_region(b, size, 1.0, rng) for _, _, b, size in items]
     assert d["y"].tolist() == [n for _, n, _, _ in items]

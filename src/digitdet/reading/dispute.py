@@ -52,17 +52,17 @@ def pair_best(det: dict, whole_thresh: float, dedup_iou: float) -> Candidate | N
     return best[0] if best else None
 
 
-def line_region(box, digit_height: float, width: int, height: int, context: float | None,
+def line_region(box, digit_h: float, width: int, height: int, context: float | None,
                 above: float = 0.25) -> tuple[int, int, int, int]:
     """The part (x0, y0, x1, y1) of a width x height close-up the line recogniser reads: the pair's number `box`
     widened by `context` digit heights on each side and `above` of one above and below, inside the photo (see
     the module doc); the whole photo when there is no box or `context` is None."""
     if box is None or context is None:
         return 0, 0, width, height
-    x0 = min(max(0, math.floor(box[0] - context * digit_height)), width - 1)
-    y0 = min(max(0, math.floor(box[1] - above * digit_height)), height - 1)
-    x1 = max(min(width, math.ceil(box[2] + context * digit_height)), x0 + 1)
-    y1 = max(min(height, math.ceil(box[3] + above * digit_height)), y0 + 1)
+    x0 = min(max(0, math.floor(box[0] - context * digit_h)), width - 1)
+    y0 = min(max(0, math.floor(box[1] - above * digit_h)), height - 1)
+    x1 = max(min(width, math.ceil(box[2] + context * digit_h)), x0 + 1)
+    y1 = max(min(height, math.ceil(box[3] + above * digit_h)), y0 + 1)
     return x0, y0, x1, y1
 
 
@@ -73,12 +73,13 @@ def digit_height(pair: Candidate) -> float:
 
 @torch.inference_mode()
 def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: float, whole_thresh: float,
-            dedup_iou: float, context: float | None = None) -> dict:
-    """`det` (the pair's detections of a close-up, on the callers' scale: scores, presence) or, when the
+            dedup_iou: float, context: float | None = None, read_unread: bool = True) -> dict:
+    """`det` (the pair's detections of a photo, on the callers' scale: scores, presence) or, when the
     line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'.
-    `context`: the line reads the pair's number with this many digit heights each side (line_region)."""
+    `context`: the line reads the pair's number with this many digit heights each side (line_region);
+    `read_unread`: where the pair read no number, the line reads the whole photo (a close-up), else not."""
     pair = pair_best(det, whole_thresh, dedup_iou)
-    if pair is not None and pair.vertical:
+    if (pair is None and not read_unread) or (pair is not None and pair.vertical):
         return det
     region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
                          image.shape[-2], context)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from digitdet.reading.dispute import dispute, pair_best
+from digitdet.reading.dispute import dispute
 from digitdet.reading.numbers import presence_scores, read_candidates
 
 
@@ -107,18 +107,17 @@ class RoutedDetector(nn.Module):
     def _detect(self, image: torch.Tensor) -> dict:
         s = self.settings
         det = self.whole([image])[0]
-        if close_up_height(det, s) < s.close_frac * image.shape[-2]:
+        close = close_up_height(det, s) >= s.close_frac * image.shape[-2]
+        if close:
+            views = [self._close_reading(detector, image) for detector in (self.close, *self.close_views)]
+            det = vote(views, s)
+        else:
             det = {**det, "reader": "whole"}
-            # the line reads the number's region, not the whole photo: a number read is disputed here too
-            if self.line is None or s.line_margin is None or s.line_context is None \
-                    or pair_best(det, s.whole_thresh, s.dedup_iou) is None:
-                return det
-            return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou, s.line_context)
-        views = [self._close_reading(detector, image) for detector in (self.close, *self.close_views)]
-        det = vote(views, s)
-        if self.line is None or s.line_margin is None:
+        # reading the number's region (line_context), not the whole photo, the line disputes whole photos too
+        if self.line is None or s.line_margin is None or not (close or s.line_context is not None):
             return det
-        return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou, s.line_context)
+        return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou, s.line_context,
+                       read_unread=close)
 
     def _close_reading(self, detector: nn.Module, image: torch.Tensor) -> dict:
         """The close-up reader's detections (through `detector`, one of its scales) on the whole-photo

@@ -28,9 +28,9 @@ CLOSE_FRAC = 0.35
 MAX_LEN = 8  # digits a number may have here; longer truths are left out
 
 
-def close_ups(folder: Path, split: str = "train", with_boxes: bool = False) -> list[tuple]:
-    """(image path, number) of a digitdet-synth split's close-ups with a number of 1..MAX_LEN digits, and with
-    `with_boxes` the number's digit boxes (N x 4 xyxy) and the image's (width, height) after them."""
+def close_ups(folder: Path, split: str = "train") -> list[tuple[Path, str, np.ndarray, tuple[int, int]]]:
+    """(image path, number, its digit boxes N x 4 xyxy, the image's (width, height)) of a digitdet-synth
+    split's close-ups with a number of 1..MAX_LEN digits."""
     from digitdet.data.coco import load_coco
     from digitdet.training.evaluate import truth_numbers
 
@@ -42,9 +42,8 @@ def close_ups(folder: Path, split: str = "train", with_boxes: bool = False) -> l
         if len(boxes) == 0 or not number.isdigit() or not 1 <= len(number) <= MAX_LEN:
             continue
         if max(float(b[3]) - float(b[1]) for b in boxes) >= CLOSE_FRAC * im["height"]:
-            out.append((folder / split / im["file_name"], number)
-                       + ((np.asarray(boxes, np.float64).reshape(-1, 4), (im["width"], im["height"]))
-                          if with_boxes else ()))
+            out.append((folder / split / im["file_name"], number, np.asarray(boxes, np.float64).reshape(-1, 4),
+                        (im["width"], im["height"])))
     return out
 
 
@@ -88,7 +87,7 @@ def prepare(folders: list[str | Path], out: str | Path, workers: int | None = No
     {'close_ups', 'by_length'}."""
     from tqdm import tqdm
 
-    items = [it for f in folders for it in close_ups(Path(f), with_boxes=True)]
+    items = [it for f in folders for it in close_ups(Path(f))]
     if not items:
         raise DataError(f"no close-ups in the train splits of {', '.join(map(str, folders))}")
     rng = np.random.default_rng(seed)
@@ -98,7 +97,7 @@ def prepare(folders: list[str | Path], out: str | Path, workers: int | None = No
         lines = pool.map(_line_of, jobs, chunksize=256)
         for i, a in enumerate(tqdm(lines, total=len(items), desc="prepare", unit="img", disable=not progress)):
             x[i] = a
-    y = np.array([it[1] for it in items])
+    y = np.array([n for _, n, _, _ in items])
     with io.atomic_path(out, suffix=".npz") as tmp, tmp.open("wb") as f:
         np.savez(f, x=x, y=y)
     return {"close_ups": len(items), "by_length": dict(enumerate(np.bincount([len(t) for t in y]).tolist()))}

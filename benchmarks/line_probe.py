@@ -99,6 +99,7 @@ def evaluate(args) -> int:
         pair.update({r["path"]: r for r in map(json.loads, Path(f).read_text().splitlines())})
     taus = [float(t) for t in args.taus.split(",")]
     margins = [float(m) for m in args.margins.split(",")]
+    fill = tuple(float(v) for v in args.fill.split(",")) if args.fill else None
     factors = [float(v) for v in args.views.split(",")]
     total = right = 0
     for name in args.sets:
@@ -113,7 +114,7 @@ def evaluate(args) -> int:
         print(f"{name}\t{len(items) - len(wrong)} / {len(items)}\t{ms:.1f} ms/img\t{' '.join(wrong[:30])}", flush=True)
         if pair:
             print("\t" + combined(items, got, pair, taus), flush=True)
-            print("\t" + disputed(items, got, logits, pair, margins), flush=True)
+            print("\t" + disputed(items, got, logits, pair, margins, fill), flush=True)
     print(f"all\t{right} / {total}")
     return 0
 
@@ -187,10 +188,13 @@ def combined(items, got, pair: dict, taus: list[float]) -> str:
     return "  ".join(cols)
 
 
-def disputed(items, got, logits, pair: dict, margins: list[float]) -> str:
+def disputed(items, got, logits, pair: dict, margins: list[float], fill: tuple | None = None) -> str:
     """The rule "dispute at margin m": on a photo the pair read as a close-up, the line's number replaces the
     pair's when the line finds its own number at least e^m times likelier than the pair's (CTC likelihood,
-    all alignments). Unlike the path confidence, this asks how strongly the line disagrees with the pair."""
+    all alignments). Unlike the path confidence, this asks how strongly the line disagrees with the pair.
+    `fill` (fraction, margin): that margin instead of m where the pair's digits (the cache's digit_h) are at
+    least that fraction of the photo's height (a rule for frame-filling close-ups measured on 2026-12-07 and
+    not adopted: weights/MODEL.md)."""
     recs = readings_of(items, pair)
     up = sum(r["up"] == t for r, (_, t) in zip(recs, items))
     from digitdet.model.line import log_likelihood
@@ -198,10 +202,13 @@ def disputed(items, got, logits, pair: dict, margins: list[float]) -> str:
     views = logits if isinstance(logits, list) else [logits]  # the dispute compares averages over the views
     mine = [None if g == "-1" else g for g, _ in got]
     gap = np.mean([np.subtract(log_likelihood(v, mine), log_likelihood(v, [r["up"] for r in recs])) for v in views], 0)
+    def fills(r: dict) -> bool:
+        return fill is not None and bool(r.get("box")) and r["digit_h"] >= fill[0] * r["size"][1]
+
     cols = []
     for m in margins:
-        n = sum((g if r["route"] == "close" and g not in (r["up"], "-1") and d >= m else r["up"]) == t
-                for r, (g, _), d, (_, t) in zip(recs, got, gap, items))
+        n = sum((g if r["route"] == "close" and g not in (r["up"], "-1") and d >= (fill[1] if fills(r) else m)
+                 else r["up"]) == t for r, (g, _), d, (_, t) in zip(recs, got, gap, items))
         cols.append(f"dispute@{m:g} {n} ({n - up:+d})")
     return "  ".join(cols)
 
@@ -217,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--views", default="1", help="horizontal stretches each line is read at (see the module doc)")
     a.add_argument("--taus", default="0.9,0.95,0.99,0.999", help="the override rule's thresholds")
     a.add_argument("--margins", default="1,2,4,8,16", help="the dispute rule's log-likelihood margins (nats)")
+    a.add_argument("--fill", help="F,M: margin M where the pair's digits are >= F of the photo's height")
     a.add_argument("--context", type=float, help="read the region around the pair's number in the --pair "
                    "records, this many digit heights each side (predict.line_context)")
     c = sub.add_parser("cache")

@@ -26,6 +26,19 @@ def test_the_dispute_rule_replaces_only_a_close_up_the_line_reads_much_likelier(
     assert line_probe.disputed(items, got, logits, pair, [1, 1e6]) == "dispute@1 2 (+1)  dispute@1e+06 1 (+0)"
 
 
+def test_the_fill_rule_lowers_the_margin_only_where_the_digits_fill_the_photo():
+    """--fill 0.6,1: the margin is 1 where the cached pair's digits are >= 0.6 of the photo's height, the
+    given margin elsewhere. Mutations: the fill ignored; the digits compared with the photo's width."""
+    logits = lines([0, 2, 0, 3, 0, 0], [0, 2, 0, 3, 0, 0])  # "12" twice, read beyond doubt
+    items = [("a.png", "12"), ("b.png", "13")]  # the line right in a, the pair in b
+    got = line_probe.decode(logits)
+    box = [0, 0, 10, 10]
+    pair = {"a.png": {"up": "13", "route": "close", "box": box, "digit_h": 60, "size": [200, 100]},  # fills
+            "b.png": {"up": "13", "route": "close", "box": box, "digit_h": 50, "size": [80, 100]}}  # does not
+    assert line_probe.disputed(items, got, logits, pair, [1e6]) == "dispute@1e+06 1 (+0)"
+    assert line_probe.disputed(items, got, logits, pair, [1e6], (0.6, 1.0)) == "dispute@1e+06 2 (+1)"
+
+
 def test_views_pick_the_number_likeliest_on_average_and_the_dispute_compares_averages():
     """The first view leans to "13" (its 3rd digit frame 2 : 3 nearly even), the second reads "12" for sure:
     read alone the first view says 13, both views together 12 (mean CTC log-likelihood), and the dispute

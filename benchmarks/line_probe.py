@@ -93,7 +93,7 @@ def evaluate(args) -> int:
     from digitdet.model.line import as_batch, load_line_reader
 
     torch.set_num_threads(2)
-    model = load_line_reader(args.checkpoint)
+    models = [load_line_reader(c) for c in args.checkpoint.split(",")]  # several: an ensemble, read as views
     pair = {}  # path -> the pair's cached reading ("up") and route, from `cache` files
     for f in args.pair or []:
         pair.update({r["path"]: r for r in map(json.loads, Path(f).read_text().splitlines())})
@@ -107,14 +107,14 @@ def evaluate(args) -> int:
         xs = [np.stack([stretched(p, f, pair.get(str(p)), args.context) for p, _ in items]) for f in factors]
         t0 = time.time()
         with torch.no_grad():
-            got, logits = best_of_views([model(as_batch(x)) for x in xs])
+            got, logits = best_of_views([model(as_batch(x)) for model in models for x in xs])
         ms = (time.time() - t0) * 1000 / len(items)
         wrong = [f"{Path(p).name}:{t}->{g}" for (p, t), (g, _) in zip(items, got) if g != t]
         total, right = total + len(items), right + len(items) - len(wrong)
         print(f"{name}\t{len(items) - len(wrong)} / {len(items)}\t{ms:.1f} ms/img\t{' '.join(wrong[:30])}", flush=True)
         if pair:
             print("\t" + combined(items, got, pair, taus), flush=True)
-            print("\t" + disputed(items, got, logits, pair, margins, fill), flush=True)
+            print("\t" + disputed(items, got, logits, pair, margins, fill, args.agree), flush=True)
     print(f"all\t{right} / {total}")
     return 0
 
@@ -188,13 +188,15 @@ def combined(items, got, pair: dict, taus: list[float]) -> str:
     return "  ".join(cols)
 
 
-def disputed(items, got, logits, pair: dict, margins: list[float], fill: tuple | None = None) -> str:
+def disputed(items, got, logits, pair: dict, margins: list[float], fill: tuple | None = None,
+             agree: float | None = None) -> str:
     """The rule "dispute at margin m": on a photo the pair read as a close-up, the line's number replaces the
     pair's when the line finds its own number at least e^m times likelier than the pair's (CTC likelihood,
     all alignments). Unlike the path confidence, this asks how strongly the line disagrees with the pair.
     `fill` (fraction, margin): that margin instead of m where the pair's digits (the cache's digit_h) are at
     least that fraction of the photo's height (a rule for frame-filling close-ups measured on 2026-12-07 and
-    not adopted: weights/MODEL.md)."""
+    not adopted: weights/MODEL.md). `agree`: that margin instead where every view (each recogniser of an
+    ensemble, each stretch) reads the same number greedily (measured 2026-12-07 afternoon, not adopted)."""
     recs = readings_of(items, pair)
     up = sum(r["up"] == t for r, (_, t) in zip(recs, items))
     from digitdet.model.line import log_likelihood
@@ -205,10 +207,16 @@ def disputed(items, got, logits, pair: dict, margins: list[float], fill: tuple |
     def fills(r: dict) -> bool:
         return fill is not None and bool(r.get("box")) and r["digit_h"] >= fill[0] * r["size"][1]
 
+    readings = [decode(v) for v in views]
+    agreed = [agree is not None and len({r[i][0] for r in readings}) == 1 for i in range(len(items))]
+
+    def margin(r: dict, m: float, i: int) -> float:
+        return agree if agreed[i] else fill[1] if fills(r) else m
+
     cols = []
     for m in margins:
-        n = sum((g if r["route"] == "close" and g not in (r["up"], "-1") and d >= (fill[1] if fills(r) else m)
-                 else r["up"]) == t for r, (g, _), d, (_, t) in zip(recs, got, gap, items))
+        n = sum((g if r["route"] == "close" and g not in (r["up"], "-1") and d >= margin(r, m, i)
+                 else r["up"]) == t for i, (r, (g, _), d, (_, t)) in enumerate(zip(recs, got, gap, items)))
         cols.append(f"dispute@{m:g} {n} ({n - up:+d})")
     return "  ".join(cols)
 
@@ -217,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("eval")
-    a.add_argument("checkpoint")
+    a.add_argument("checkpoint", help="a recogniser; several, comma-separated: each line is read by each, as "
+                   "views are (--views), and the number is chosen on their averaged likelihoods")
     a.add_argument("sets", nargs="+")
     a.add_argument("--pair", nargs="+", help="`cache` files of the same sets: add the pair's count, either right, "
                    "and the combination rules'")
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--taus", default="0.9,0.95,0.99,0.999", help="the override rule's thresholds")
     a.add_argument("--margins", default="1,2,4,8,16", help="the dispute rule's log-likelihood margins (nats)")
     a.add_argument("--fill", help="F,M: margin M where the pair's digits are >= F of the photo's height")
+    a.add_argument("--agree", type=float, help="margin M where every view and recogniser reads the same number")
     a.add_argument("--context", type=float, help="read the region around the pair's number in the --pair "
                    "records, this many digit heights each side (predict.line_context)")
     c = sub.add_parser("cache")

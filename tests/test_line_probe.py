@@ -66,3 +66,19 @@ def test_the_cache_recorder_keeps_the_pairs_detections_and_notes_only_a_line_it_
     noted = [{"box": [60.0, 20.0, 115.0, 80.0], "digit_h": 60.0, "size": [160, 100]}]
     assert keep(None, image, row, 3.0, 0.5, 0.3) is row and consulted == noted
     assert keep(None, image, column, 3.0, 0.5, 0.3, 1.0) is column and consulted == noted
+
+
+def test_the_agree_rule_lowers_the_margin_only_where_every_view_reads_the_same_number():
+    """--agree 0: the margin is 0 on a line every view (each recogniser of an ensemble) reads greedily as the
+    same number, the given margin elsewhere. Line a: both views read "12" (agreed); line b: the first reads
+    "12", the second "13" less surely, so the views disagree. Mutations: agreement ignored; agreement
+    judged on the first view only."""
+    first = lines([0, 2, 0, 3, 0, 0], [0, 2, 0, 3, 0, 0])  # "12", "12"
+    second = lines([0, 2, 0, 3, 0, 0], [0, 2, 0, 4, 0, 0])  # "12", "13"
+    second[1, 3, 4], second[1, 3, 3] = 1.0, 0.8  # line b, frame 3: digit 3 barely ahead of digit 2
+    items = [("a.png", "12"), ("b.png", "12")]
+    got, views = line_probe.best_of_views([first, second])
+    assert [g for g, _ in got] == ["12", "12"]
+    pair = {"a.png": {"up": "13", "route": "close"}, "b.png": {"up": "13", "route": "close"}}
+    assert line_probe.disputed(items, got, views, pair, [1e6]) == "dispute@1e+06 0 (+0)"
+    assert line_probe.disputed(items, got, views, pair, [1e6], agree=0.0) == "dispute@1e+06 1 (+1)"

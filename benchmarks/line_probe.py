@@ -207,8 +207,8 @@ def disputed(items, got, logits, pair: dict, margins: list[float], fill: tuple |
     def fills(r: dict) -> bool:
         return fill is not None and bool(r.get("box")) and r["digit_h"] >= fill[0] * r["size"][1]
 
-    readings = [decode(v) for v in views]
-    agreed = [agree is not None and len({r[i][0] for r in readings}) == 1 for i in range(len(items))]
+    readings = [decode(v) for v in views] if agree is not None else []  # decoded only for --agree
+    agreed = [bool(readings) and len({r[i][0] for r in readings}) == 1 for i in range(len(items))]
 
     def margin(r: dict, m: float, i: int) -> float:
         return agree if agreed[i] else fill[1] if fills(r) else m

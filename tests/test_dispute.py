@@ -8,7 +8,7 @@ import test_pyramid
 import test_routing
 from digitdet.model import line, packed
 from digitdet.reading import numbers
-from digitdet.reading.dispute import dispute, line_boxes, line_of_tensor, line_region
+from digitdet.reading.dispute import VETOES, dispute, line_boxes, line_of_tensor, line_region
 from digitdet.reading.routing import RoutedDetector, RouteSettings
 
 S = RouteSettings(close_frac=0.35, whole_thresh=0.98, close_thresh=0.85, dedup_iou=0.3, line_margin=3.0,
@@ -94,6 +94,31 @@ def test_no_dispute_on_agreement_a_stacked_number_or_an_empty_line():
     assert dispute(Stub(logits_of("")), IMAGE, agreed, 3.0, 0.98, 0.3) is agreed
 
 
+@pytest.mark.parametrize("veto, want", [(None, "1"), (1000.0, "1"), (2.0, "-1")])
+def test_the_veto_drops_a_number_the_line_reads_none_in_by_its_margin(veto, want):
+    """The pair reads "1" (a mortar joint), the line reads nothing: with a veto whose margin the line's "none"
+    clears the "1" is gone, its box too; no veto, or one too large, keeps it. Mutations: the margin test
+    inverted; the veto taken whatever its argument."""
+    det = pair_det([[60, 20, 85, 80]], "1")
+    got = dispute(Stub(logits_of("")), IMAGE, det, 3.0, 0.98, 0.3, veto=veto, read_unread=False)
+    assert read(got) == want
+    assert len(got["boxes"]) == (0 if want == "-1" else 1)
+
+
+def test_after_a_veto_the_next_number_is_disputed_in_turn_and_vetoes_are_bounded():
+    """Two strays in different rows, the line reading nothing in either: both are dropped, each read once.
+    Six strays: VETOES of them are dropped and the one left is kept. Mutations: the vetoed number's
+    detections kept (the same one picked again); no bound on the vetoes."""
+    strays = [[10, 5, 20, 40], [130, 60, 140, 95]]
+    stub = Stub(logits_of(""))
+    got = dispute(stub, IMAGE, pair_det(strays, "17"), 3.0, 0.98, 0.3, veto=2.0, read_unread=False)
+    assert read(got) == "-1" and len(got["boxes"]) == 0 and stub.calls == 2
+    rows = [[10 + 25 * k, 2 + 16 * k, 20 + 25 * k, 14 + 16 * k] for k in range(6)]  # a staircase: six rows
+    stub = Stub(logits_of(""))
+    got = dispute(stub, IMAGE, pair_det(rows, "111111"), 3.0, 0.98, 0.3, veto=2.0, read_unread=False)
+    assert len(got["boxes"]) == 6 - VETOES and stub.calls == VETOES + 1
+
+
 def test_a_number_the_pair_missed_is_read_photo_high():
     got = dispute(Stub(logits_of("7", at=(12,))), IMAGE, pair_det([], ""), 3.0, 0.98, 0.3)
     assert read(got) == "7" and got["boxes"][0, 1] == 0 and got["boxes"][0, 3] == 100
@@ -158,7 +183,8 @@ def test_with_context_the_number_of_a_whole_photo_is_disputed_too():
 
 def test_the_bundled_reader_loads_the_line_recogniser_when_shipped(tmp_path, monkeypatch):
     """With weights/line-crnn.pt beside the pair, Reader() consults it (and names it); predict.line_margin=null
-    or its absence reads without. Mutation: load_model ignores the third file."""
+    or its absence reads without; predict.line_veto reaches the routing. Mutations: load_model ignores the
+    third file; routing.routed leaves line_veto out."""
     from digitdet.reading.reader import Reader
 
     for p in packed.WEIGHTS_DIR.glob("reader-*.pt"):
@@ -169,4 +195,5 @@ def test_the_bundled_reader_loads_the_line_recogniser_when_shipped(tmp_path, mon
     reader = Reader(device="cpu")
     assert isinstance(reader.detector.line, line.LineReader) and reader.source.endswith("+line-crnn")
     assert reader.detector.settings.line_margin == 3.0
+    assert Reader(device="cpu", overrides=["predict.line_veto=2.5"]).detector.settings.line_veto == 2.5
     assert Reader(device="cpu", overrides=["predict.line_margin=null"]).detector.line is None

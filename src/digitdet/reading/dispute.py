@@ -71,20 +71,34 @@ def digit_height(pair: Candidate) -> float:
     return float(np.median([d.height for d in pair.digits]))
 
 
+VETOES = 4  # at most this many numbers vetoed in a photo (a wall's mortar joints read as one "1" after another)
+
+
 @torch.inference_mode()
 def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: float, whole_thresh: float,
-            dedup_iou: float, context: float | None = None, read_unread: bool = True) -> dict:
+            dedup_iou: float, context: float | None = None, read_unread: bool = True,
+            veto: float | None = None) -> dict:
     """`det` (the pair's detections of a photo, on the callers' scale: scores, presence) or, when the
     line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'.
     `context`: the line reads the pair's number with this many digit heights each side (line_region);
-    `read_unread`: where the pair read no number, the line reads the whole photo (a close-up), else not."""
-    pair = pair_best(det, whole_thresh, dedup_iou)
-    if (pair is None and not read_unread) or (pair is not None and pair.vertical):
-        return det
-    region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
-                         image.shape[-2], context)
-    logits = line_reader(as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None]))
-    number, starts = decode(logits)[0]
+    `read_unread`: where the pair read no number, the line reads the whole photo (a close-up), else not.
+    `veto` (predict.line_veto; None: never): where the line reads no number in the pair's number's region and
+    finds none at least e^veto times likelier than the pair's number, that number's detections are dropped
+    and the next number the pair reads is disputed in turn (at most VETOES)."""
+    for vetoes in range(VETOES + 1):
+        pair = pair_best(det, whole_thresh, dedup_iou)
+        if (pair is None and not read_unread) or (pair is not None and pair.vertical):
+            return det
+        region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
+                             image.shape[-2], context)
+        logits = line_reader(as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None]))
+        number, starts = decode(logits)[0]
+        if number is not None or pair is None or veto is None or vetoes == VETOES:
+            break
+        none, theirs = log_likelihood(logits.expand(2, -1, -1), [None, pair.number])
+        if none - theirs < veto:
+            return det
+        det = without(det, pair)
     if number is None or (pair is not None and number == pair.number):
         return det
     mine, theirs = log_likelihood(logits.expand(2, -1, -1), [number, pair.number if pair else None])
@@ -96,6 +110,17 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
     scores = torch.full((n,), score, dtype=torch.float32)
     return {"boxes": boxes, "scores": scores, "presence": scores.clone(), "reader": "line",
             "labels": torch.tensor([int(c) + 1 for c in number], dtype=torch.int64)}
+
+
+def without(det: dict, pair: Candidate) -> dict:
+    """`det` less the detections `pair`'s digits are (the veto), 'reader' 'line'."""
+    from torchvision.ops import box_iou
+
+    n = len(det["boxes"])
+    theirs = torch.tensor([d.box for d in pair.digits], dtype=det["boxes"].dtype).reshape(-1, 4)
+    keep = box_iou(det["boxes"], theirs).amax(1) < 0.99 if n else torch.zeros(0, dtype=torch.bool)
+    return {**{k: v[keep] if torch.is_tensor(v) and v.ndim and len(v) == n else v for k, v in det.items()},
+            "reader": "line"}
 
 
 def line_boxes(number: str, starts: list[int], pair: Candidate | None, region: tuple[int, int, int, int]

@@ -53,6 +53,7 @@ class RouteSettings:
     tall_score: float = 0.3
     line_margin: float | None = 3.0  # predict.line_margin: the line recogniser's dispute (reading/dispute.py)
     line_context: float | None = 1.0  # predict.line_context: what the line reads (dispute.line_region)
+    line_veto: float | None = None  # predict.line_veto: the line drops a number it reads none in (dispute)
 
 
 class ReaderPair(nn.Module):
@@ -117,7 +118,7 @@ class RoutedDetector(nn.Module):
         if self.line is None or s.line_margin is None or not (close or s.line_context is not None):
             return det
         return dispute(self.line, image, det, s.line_margin, s.whole_thresh, s.dedup_iou, s.line_context,
-                       read_unread=close)
+                       read_unread=close, veto=s.line_veto)
 
     def _close_reading(self, detector: nn.Module, image: torch.Tensor) -> dict:
         """The close-up reader's detections (through `detector`, one of its scales) on the whole-photo
@@ -167,7 +168,8 @@ def routed(pair: ReaderPair, cfg, for_inference) -> RoutedDetector:
     close_cfg = pair.close_config(cfg)
     settings = RouteSettings(close_frac=cfg.predict.close_frac, whole_thresh=cfg.predict.read_thresh,
                              close_thresh=close_cfg.predict.read_thresh, dedup_iou=cfg.predict.dedup_iou,
-                             line_margin=cfg.predict.line_margin, line_context=cfg.predict.line_context)
+                             line_margin=cfg.predict.line_margin, line_context=cfg.predict.line_context,
+                             line_veto=cfg.predict.line_veto)
     views = tuple(for_inference(pair.close, c) for c in vote_configs(close_cfg, cfg))
     return RoutedDetector(for_inference(pair.whole, cfg), for_inference(pair.close, close_cfg), settings, views,
                           pair.line)

@@ -107,6 +107,34 @@ def test_with_context_prepare_keeps_the_regions_the_dispute_would_read(synth, tm
             assert (d["x"][i] == line.to_line(im.crop(regions[i]))).all()
 
 
+def test_blanks_are_regions_clear_of_every_digit_and_lookalike_read_as_no_number(synth, tmp_path):
+    """--blanks 12: twelve lines more, truth "" (no number), after the close-ups; every blank region drawn
+    (the same draws, seed 5) misses every digit and lookalike box of its photo and lies inside it.
+    Mutations: holds_nothing always true; the blanks' lines not written."""
+    from digitdet.data.coco import load_coco
+
+    assert main(["-q", "line", "prepare", str(synth), "--out", str(tmp_path / "l.npz"), "--workers", "1",
+                 "--context", "1", "--seed", "5", "--blanks", "12"]) == 0
+    d = np.load(tmp_path / "l.npz")
+    n = len(line_training.close_ups(synth))
+    assert d["y"].tolist()[n:] == [""] * 12 and all(d["y"][:n])
+    rng = np.random.default_rng(5)  # prepare's draws: the close-ups' regions, then the blanks'
+    for _, _, b, size in line_training.close_ups(synth):
+        line_training.pair_like_region(b, size, 1.0, rng)
+    path, region = line_training.blank_regions(synth, 12, 1.0, rng)[0]
+    with Image.open(path) as im:
+        assert (d["x"][n] == line.to_line(im.crop(region))).all()
+    coco = load_coco(synth / "train.json", synth / "train")
+    ids = {im["file_name"]: im for im in coco.images}
+    found = line_training.blank_regions(synth, 200, 1.0, np.random.default_rng(0))
+    assert len(found) > 50
+    for path, (x0, y0, x1, y1) in found:
+        im = ids[path.name]
+        assert 0 <= x0 < x1 <= im["width"] and 0 <= y0 < y1 <= im["height"]
+        boxes = np.concatenate([coco.boxes[im["id"]].reshape(-1, 4), coco.lookalikes.get(im["id"], np.zeros((0, 4)))])
+        assert not np.any((boxes[:, 0] < x1) & (boxes[:, 2] > x0) & (boxes[:, 1] < y1) & (boxes[:, 3] > y0))
+
+
 def test_pair_like_regions_hold_the_number_drop_an_end_digit_or_take_the_whole_photo():
     """Of 1,000 draws around "123" (digits 60 px high, 40 apart, in a 400 x 200 photo) at context 1: about a
     tenth are the whole photo, every other holds the middle digit, and about 0.9 x 0.15 start where the

@@ -97,8 +97,9 @@ def _cmd_line(a: argparse.Namespace) -> int:
         from digitdet.training.line import prepare
 
         done = prepare(a.folders, a.out, workers=a.workers, progress=not a.quiet, context=a.context,
-                       seed=a.seed or 0)
-        print(f"{done['close_ups']} close-ups -> {a.out}; numbers by length {done['by_length']}")
+                       seed=a.seed or 0, blanks=a.blanks)
+        print(f"{done['close_ups']} close-ups and {done['blanks']} blank lines -> {a.out}; numbers by length "
+              f"{done['by_length']}")
     elif a.step == "train":
         from digitdet.training.line import LineSettings, train
 
@@ -126,6 +127,8 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--context", type=float, help="lines of the regions around the numbers that the dispute "
                    "reads at predict.line_context=CONTEXT, as the pair's box varies (default: whole close-ups)")
     t.add_argument("--seed", type=int, help="the regions' draws (default 0)")
+    t.add_argument("--blanks", type=int, default=0, help="this many lines more of regions with no number "
+                   "(walls, words; their truth: none), drawn from every photo of the folders")
     t = steps.add_parser("train", help="train on prepared lines (checkpointed; --resume goes on)")
     t.add_argument("data", nargs="+", help="prepare's .npz files, trained on together")
     t.add_argument("--out", required=True, help="checkpoint file")

@@ -87,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         for path, truth in tqdm(items, desc=name, leave=False, unit="img"):
             if disputed is not None:
                 disputed.clear()
-            got = reader.read_file(path).number
+            got = reader.read_file(path).number or peers.NONE  # a photo with no number: read as none
             if got != truth:
                 wrong.append(f"{Path(path).name}:{truth}->{got}")
             if without is not None:
-                before = without.read_file(path).number if disputed else got
+                before = (without.read_file(path).number or peers.NONE) if disputed else got
                 changed += before != got
                 if before != truth:
                     wrong_without.append(f"{Path(path).name}:{truth}->{before}")

@@ -5,6 +5,7 @@ number in, and how many the pair re-reads with v2 although v1 read nothing (the 
 rule), per least score of that tall detection.
 
     python benchmarks/number_free.py [--per-texture 6] [--seed 0]
+    python benchmarks/number_free.py --seed 1 --out data/textures1   # the crops as a set, for peers.py/pair_with.py
 
 Accuracy only, no timings.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from pathlib import Path
 
 
 def crops(per_texture: int, seed: int):
@@ -31,11 +33,34 @@ def crops(per_texture: int, seed: int):
             yield im.crop((x, y, x + w, y + h))
 
 
+def write_set(out: Path, images) -> int:
+    """The crops as ../shared's sets are laid out, truth -1 (none): what peers.py and pair_with.py read."""
+    import csv
+
+    from digitdet import io
+
+    if out.exists():
+        sys.exit(f"{out}: exists; choose a new folder")
+    (out / "images").mkdir(parents=True)
+    n = 0
+    for n, im in enumerate(images, 1):
+        im.save(out / "images" / f"{n}.png")
+    with io.atomic_path(out / "numbers.csv", suffix=".csv") as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "true_number", "source_file"])
+        w.writerows([i, "-1", f"texture crop {i}"] for i in range(1, n + 1))
+    print(f"{n} number-free crops -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-texture", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="write the crops as a set (images/N.png + numbers.csv, truth -1) and stop")
     args = p.parse_args(argv)
+    if args.out:
+        return write_set(args.out, crops(args.per_texture, args.seed))
     import torch
 
     from digitdet.reading.reader import Reader

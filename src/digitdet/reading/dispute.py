@@ -82,9 +82,9 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
     line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'.
     `context`: the line reads the pair's number with this many digit heights each side (line_region);
     `read_unread`: where the pair read no number, the line reads the whole photo (a close-up), else not.
-    `veto` (predict.line_veto; None: never): where the line reads no number in the pair's number's region and
-    finds none at least e^veto times likelier than the pair's number, that number's detections are dropped
-    and the next number the pair reads is disputed in turn (at most VETOES)."""
+    `veto` (predict.line_veto; None: never): where the line finds no number in the region of the pair's number
+    at least e^veto times likelier than that number (whatever it reads there), that number's detections are
+    dropped and the next number the pair reads is disputed in turn (at most VETOES)."""
     for vetoes in range(VETOES + 1):
         pair = pair_best(det, whole_thresh, dedup_iou)
         if (pair is None and not read_unread) or (pair is not None and pair.vertical):
@@ -93,11 +93,11 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
                              image.shape[-2], context)
         logits = line_reader(as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None]))
         number, starts = decode(logits)[0]
-        if number is not None or pair is None or veto is None or vetoes == VETOES:
+        if pair is None or veto is None or vetoes == VETOES:
             break
         none, theirs = log_likelihood(logits.expand(2, -1, -1), [None, pair.number])
         if none - theirs < veto:
-            return det
+            break
         det = without(det, pair)
     if number is None or (pair is not None and number == pair.number):
         return det

@@ -8,8 +8,9 @@ and 0.6-3 times as wide, written as ../shared's sets are (images/N.png + numbers
     python benchmarks/peers.py --sets data/blank63 --no-extras       # digitdet and the peers side by side
     python benchmarks/pair_with.py real:data/blank63 --override predict.line_veto=2
 
-Crops are drawn photo by photo in turn across the folders' valid splits (seeded); a photo with no such room
-is passed over. A set for measuring, like the real ones: never train on it.
+Crops (digitdet.training.blanks.blank_crops) are drawn photo by photo in turn across the folders' valid
+splits (seeded); a photo with no such room is passed over. A set for measuring, like the real ones: never
+train on it.
 """
 
 from __future__ import annotations
@@ -18,35 +19,6 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-
-
-def blank_crops(folders: list[Path], n: int, seed: int, split: str = "valid") -> list[tuple[Path, tuple]]:
-    """(photo, crop box) for up to n crops, one per photo at most, the folders' photos taken in turn."""
-    import numpy as np
-
-    from digitdet.data.coco import load_coco
-    from digitdet.training.line import holds_nothing
-
-    rng = np.random.default_rng(seed)
-    splits = [load_coco(f / f"{split}.json", f / split, check_files=False) for f in folders]
-    order = [(k, im) for i in range(max(len(c.images) for c in splits))
-             for k, c in enumerate(splits) if i < len(c.images) for im in [c.images[i]]]
-    out = []
-    for k, im in order:
-        if len(out) == n:
-            break
-        W, H = im["width"], im["height"]
-        for _ in range(50):
-            h = rng.uniform(40, min(H, 240)) if H > 40 else 0
-            w = h * rng.uniform(0.6, 3.0)
-            if not h or w > W:
-                continue
-            x, y = rng.uniform(0, W - w), rng.uniform(0, H - h)
-            box = (int(x), int(y), int(x + w), int(y + h))
-            if holds_nothing(splits[k], im["id"], box):
-                out.append((folders[k] / split / im["file_name"], box))
-                break
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from digitdet import io
+    from digitdet.training.blanks import blank_crops
 
     if args.out.exists():
         sys.exit(f"{args.out}: exists; choose a new folder")
-    crops = blank_crops(args.folders, args.n, args.seed)
+    crops = blank_crops(args.folders, args.n, args.seed)  # digitdet.training.blanks
     (args.out / "images").mkdir(parents=True)
     rows = []
     for i, (photo, box) in enumerate(crops, 1):

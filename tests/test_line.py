@@ -10,6 +10,7 @@ from PIL import Image
 from digitdet.cli import main
 from digitdet.errors import DataError, DigitdetError
 from digitdet.model import line
+from digitdet.training import blanks
 from digitdet.training import line as line_training
 from tiny import make_tiny_dataset
 
@@ -121,18 +122,85 @@ def test_blanks_are_regions_clear_of_every_digit_and_lookalike_read_as_no_number
     rng = np.random.default_rng(5)  # prepare's draws: the close-ups' regions, then the blanks'
     for _, _, b, size in line_training.close_ups(synth):
         line_training.pair_like_region(b, size, 1.0, rng)
-    path, region = line_training.blank_regions(synth, 12, 1.0, rng)[0]
+    path, region = blanks.blank_regions(synth, 12, 1.0, rng)[0]
     with Image.open(path) as im:
         assert (d["x"][n] == line.to_line(im.crop(region))).all()
     coco = load_coco(synth / "train.json", synth / "train")
     ids = {im["file_name"]: im for im in coco.images}
-    found = line_training.blank_regions(synth, 200, 1.0, np.random.default_rng(0))
+    found = blanks.blank_regions(synth, 200, 1.0, np.random.default_rng(0))
     assert len(found) > 50
     for path, (x0, y0, x1, y1) in found:
         im = ids[path.name]
         assert 0 <= x0 < x1 <= im["width"] and 0 <= y0 < y1 <= im["height"]
         boxes = np.concatenate([coco.boxes[im["id"]].reshape(-1, 4), coco.lookalikes.get(im["id"], np.zeros((0, 4)))])
         assert not np.any((boxes[:, 0] < x1) & (boxes[:, 2] > x0) & (boxes[:, 1] < y1) & (boxes[:, 3] > y0))
+
+
+def test_mine_keeps_the_region_of_each_number_read_in_a_number_free_crop(synth, tmp_path, monkeypatch):
+    """A stand-in reader reads "1" in every other crop, a 10 x 20 box at (5, 6): one line per such crop, of
+    line_region around that box at context 1, truth ""; crops read as none give no line; nothing read at all
+    is one line naming the folder. Mutations: a line for every crop; the region not widened (the box alone)."""
+    from digitdet.reading.dispute import line_region
+    from digitdet.reading.grouping import Candidate, Digit
+    from digitdet.reading.reader import Reading
+
+    calls = []
+
+    class Stub:
+        def __init__(self, overrides=()):
+            assert "predict.line_margin=null" in overrides
+
+        def read_image(self, im):
+            calls.append(im.size)
+            if len(calls) % 2:
+                return Reading(file="")
+            d = Digit((5.0, 6.0, 15.0, 26.0), 1, 0.99)
+            return Reading(file="", number="1", candidates=[Candidate("1", 0.99, 1.0, d.box, [d])])
+
+    import digitdet.reading.reader as reader_module
+
+    monkeypatch.setattr(reader_module, "Reader", Stub)
+    crops = blanks.blank_crops([synth], 6, seed=4, split="train")
+    assert main(["-q", "line", "mine", str(synth), "--out", str(tmp_path / "h.npz"), "--n", "6", "--seed", "4"]) == 0
+    d = np.load(tmp_path / "h.npz")
+    assert len(calls) == len(crops) >= 4 and d["y"].tolist() == [""] * (len(crops) // 2)
+    path, box = crops[1]
+    with Image.open(path) as im:
+        crop = im.convert("RGB").crop(box)
+    assert (d["x"][0] == line.to_line(crop.crop(line_region((5, 6, 15, 26), 20.0, *crop.size, 1.0)))).all()
+    monkeypatch.setattr(Stub, "read_image", lambda self, im: Reading(file=""))
+    with pytest.raises(DataError, match="no number read"):
+        blanks.mine([synth], tmp_path / "none.npz", 4, seed=4, progress=False)
+
+
+def test_a_blank_head_separates_its_lines_and_leaves_the_recogniser_as_it_was(tmp_path):
+    """A packed recogniser (random weights) and lines it can tell apart (noise with a number, flat grey
+    without): the fitted file reads the same logits as before and its head gives most blank lines >= 0.5 and
+    most number lines < 0.5; the meta says what it was fitted on; a training checkpoint is refused.
+    Mutations: the standardisation folded without the mean; the recogniser's weights not copied as they are."""
+    torch.manual_seed(0)
+    rec = tmp_path / "rec.pt"
+    torch.save({"kind": "line-reader", "width": 0.25, "meta": {}, "model": {k: v.half() if v.is_floating_point()
+                else v for k, v in line.LineReader(0.25).state_dict().items()}}, rec)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (60, line.H, line.W, 3), dtype=np.uint8)
+    flat = np.full((50, line.H, line.W, 3), 128, np.uint8) + rng.integers(0, 8, (50, 1, 1, 1), dtype=np.uint8)
+    np.savez(tmp_path / "l.npz", x=np.concatenate([noise, flat[:40]]), y=np.array(["12"] * 60 + [""] * 40))
+    np.savez(tmp_path / "h.npz", x=flat[40:], y=np.array([""] * 10))
+    done = blanks.fit_blank_head(rec, [tmp_path / "l.npz"], tmp_path / "out.pt", hard=[tmp_path / "h.npz"],
+                                 numbers=50, blanks=30)
+    assert done["hard"] == 10 and done["train_accuracy"] >= 0.9
+    before, after = line.load_line_reader(rec), line.load_line_reader(tmp_path / "out.pt")
+    x = line.as_batch(np.concatenate([noise[:20], flat[:20]]))
+    with torch.no_grad():
+        assert before.read(x)[1] is None and torch.equal(before(x), after(x))
+        p = after.read(x)[1]
+    assert p.shape == (40,) and (p[:20] < 0.5).float().mean() >= 0.9 and (p[20:] >= 0.5).float().mean() >= 0.9
+    meta = torch.load(tmp_path / "out.pt", weights_only=True)["meta"]["blank_head"]
+    assert meta["numbers"] == 50 and meta["hard_lines"] == 10 and meta["hard"] == [str(tmp_path / "h.npz")]
+    torch.save({"state": {}, "width": 0.25}, tmp_path / "ck.pt")
+    with pytest.raises(DataError, match="not a packed line recogniser"):
+        blanks.fit_blank_head(tmp_path / "ck.pt", [tmp_path / "l.npz"], tmp_path / "x.pt", numbers=5, blanks=5)
 
 
 def test_pair_like_regions_hold_the_number_drop_an_end_digit_or_take_the_whole_photo():

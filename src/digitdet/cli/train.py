@@ -100,6 +100,18 @@ def _cmd_line(a: argparse.Namespace) -> int:
                        seed=a.seed or 0, blanks=a.blanks)
         print(f"{done['close_ups']} close-ups and {done['blanks']} blank lines -> {a.out}; numbers by length "
               f"{done['by_length']}")
+    elif a.step == "mine":
+        from digitdet.training.blanks import mine
+
+        done = mine(a.folders, a.out, a.n, seed=a.seed, context=a.context, progress=not a.quiet)
+        print(f"{done['lines']} hard blank lines from {done['crops']} number-free crops -> {a.out}")
+    elif a.step == "blank-head":
+        from digitdet.training.blanks import fit_blank_head
+
+        done = fit_blank_head(a.recogniser, a.lines, a.out, hard=a.hard, numbers=a.numbers, blanks=a.blanks,
+                              seed=a.seed)
+        print(f"no-number head on {done['numbers']} number, {done['blanks']} blank and {done['hard']} hard lines "
+              f"(train accuracy {done['train_accuracy']:.4f}) -> {a.out}")
     elif a.step == "train":
         from digitdet.training.line import LineSettings, train
 
@@ -129,6 +141,22 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, help="the regions' draws (default 0)")
     t.add_argument("--blanks", type=int, default=0, help="this many lines more of regions with no number "
                    "(walls, words; their truth: none), drawn from every photo of the folders")
+    t = steps.add_parser("mine", help="hard blank lines: where the bundled pair reads a number in number-free crops "
+                         "of `digitdet synth` folders' train photos (.npz, truth none)")
+    t.add_argument("folders", nargs="+")
+    t.add_argument("--out", required=True, help=".npz file to write")
+    t.add_argument("--n", type=int, default=6000, help="number-free crops read (one a photo at most)")
+    t.add_argument("--seed", type=int, default=0, help="the crops' draws")
+    t.add_argument("--context", type=float, default=1.0, help="the region read, as predict.line_context")
+    t = steps.add_parser("blank-head", help="a packed recogniser with a no-number head fitted on its frozen "
+                         "features (predict.line_veto uses it)")
+    t.add_argument("recogniser", help="a packed line recogniser (`digitdet line pack`'s file)")
+    t.add_argument("--lines", nargs="+", required=True, help="prepare's .npz files with number and blank lines")
+    t.add_argument("--hard", nargs="*", default=[], help="mine's .npz files (weighted 4)")
+    t.add_argument("--numbers", type=int, default=20_000, help="number lines drawn")
+    t.add_argument("--blanks", type=int, default=15_000, help="blank lines drawn")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="the packed recogniser with the head")
     t = steps.add_parser("train", help="train on prepared lines (checkpointed; --resume goes on)")
     t.add_argument("data", nargs="+", help="prepare's .npz files, trained on together")
     t.add_argument("--out", required=True, help="checkpoint file")

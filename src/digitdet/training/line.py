@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from digitdet import io
-from digitdet.errors import DataError, first_line
+from digitdet.errors import DataError
 from digitdet.model.line import H, LineReader, W, as_batch, ctc_targets, to_line
+from digitdet.training.blanks import blank_regions, read_lines
 
 CLOSE_FRAC = 0.35
 MAX_LEN = 8  # digits a number may have here; longer truths are left out
@@ -79,50 +80,13 @@ def _line_of(job: tuple) -> np.ndarray:
         raise DataError(f"{path}: cannot be read as an image ({exc})") from None
 
 
-def blank_regions(folder: Path, n: int, context: float, rng: np.random.Generator, split: str = "train"
-                  ) -> list[tuple[Path, tuple[int, int, int, int]]]:
-    """`n` regions of a digitdet-synth split's photos with no digit and no lookalike in them (their boxes grown
-    by a tenth of their height kept out; small print's digits are lookalikes), shaped as the dispute reads a
-    number's region at `context` (line_region): a would-be number of 1-3 digits 12 px to two thirds of the
-    photo high. Their truth is no number: where the pair reads a number in a wall or a word, the line learns
-    to say there is none (the veto, reading/dispute.py). Fewer when the photos have no such room."""
-    from digitdet.data.coco import load_coco
-    from digitdet.reading.dispute import line_region
-
-    coco = load_coco(folder / f"{split}.json", folder / split, check_files=False)
-    out: list[tuple[Path, tuple[int, int, int, int]]] = []
-    for _ in range(20 * n):
-        if len(out) == n or not coco.images:
-            break
-        im = coco.images[int(rng.integers(len(coco.images)))]
-        w, h_img = im["width"], im["height"]
-        if h_img < 18:
-            continue
-        h = rng.uniform(12, h_img / 1.5)
-        bw = int(rng.integers(1, 4)) * rng.uniform(0.45, 0.75) * h
-        x, y = rng.uniform(0, max(w - bw, 1)), rng.uniform(0, h_img - h)
-        region = line_region([x, y, x + bw, y + h], h, w, h_img, context)
-        if holds_nothing(coco, im["id"], region):
-            out.append((folder / split / im["file_name"], region))
-    return out
-
-
-def holds_nothing(coco, image_id: int, region) -> bool:
-    """Whether `region` (x0, y0, x1, y1) of a CocoData image is clear of its digits and lookalikes, each box
-    grown by a tenth of its height."""
-    taken = np.concatenate([coco.boxes[image_id].reshape(-1, 4), coco.lookalikes.get(image_id, np.zeros((0, 4)))])
-    grow = 0.1 * (taken[:, 3] - taken[:, 1])
-    return not np.any((taken[:, 0] - grow < region[2]) & (taken[:, 2] + grow > region[0])
-                      & (taken[:, 1] - grow < region[3]) & (taken[:, 3] + grow > region[1]))
-
-
 def prepare(folders: list[str | Path], out: str | Path, workers: int | None = None,
             progress: bool = True, context: float | None = None, seed: int = 0, blanks: int = 0) -> dict:
     """The close-ups of each folder's train split as lines, written to `out` (.npz: x uint8 N x H x W x 3,
     y the numbers) atomically; with `context`, the lines of the regions around their numbers that the
     dispute reads at predict.line_context = context (pair_like_region, drawn from `seed`). `blanks`: that many
-    lines more, of regions with no number (blank_regions, at `context` or 1.0, from every photo of the folders
-    in turn), their truth "". Returns {'close_ups', 'blanks', 'by_length'}."""
+    lines more, of regions with no number (blanks.blank_regions at `context` or 1.0, from every photo of the
+    folders in turn), their truth "". Returns {'close_ups', 'blanks', 'by_length'}."""
     from tqdm import tqdm
 
     items = [it for f in folders for it in close_ups(Path(f))]
@@ -162,15 +126,6 @@ def augment(xb: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return xb.clamp(0, 1)
 
 
-def _lines(path) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of a prepare file; DataError naming it when it is not one."""
-    try:
-        with np.load(path) as d:
-            return d["x"], d["y"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: not a `digitdet line prepare` file ({first_line(exc)})") from None
-
-
 @dataclass(frozen=True)
 class LineSettings:
     epochs: int = 4
@@ -192,7 +147,7 @@ def train(data: list[str | Path], out: str | Path, settings: LineSettings = Line
 
     s = settings
     torch.manual_seed(s.seed)
-    parts = [_lines(f) for f in data]
+    parts = [read_lines(f) for f in data]
     # one file is taken as it is: a copy of 220,000 lines would hold another 2.7 GB
     x, y = parts[0] if len(parts) == 1 else (np.concatenate([d[0] for d in parts]),
                                              np.concatenate([d[1] for d in parts]))

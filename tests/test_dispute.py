@@ -31,14 +31,17 @@ def logits_of(number: str, at=(4, 10, 16, 22), sure: float = 20.0, rival: dict |
 class Stub(torch.nn.Module):
     """A line recogniser that gives the same logits for every line; counts its calls."""
 
-    def __init__(self, logits):
+    def __init__(self, logits, none: float | None = None):
         super().__init__()
-        self.logits, self.calls = logits, 0
+        self.logits, self.calls, self.none = logits, 0, none  # none: its no-number head's probability
 
     def forward(self, x):
         self.calls += 1
         assert x.shape == (1, 3, line.H, line.W)
         return self.logits
+
+    def read(self, x):
+        return self.forward(x), None if self.none is None else torch.tensor([self.none])
 
 
 def pair_det(boxes, digits, score=0.99):
@@ -94,28 +97,28 @@ def test_no_dispute_on_agreement_a_stacked_number_or_an_empty_line():
     assert dispute(Stub(logits_of("")), IMAGE, agreed, 3.0, 0.98, 0.3) is agreed
 
 
-@pytest.mark.parametrize("veto, want", [(None, "1"), (1000.0, "1"), (2.0, "-1")])
-def test_the_veto_drops_a_number_the_line_reads_none_in_by_its_margin(veto, want):
-    """The pair reads "1" (a mortar joint), the line reads nothing: with a veto whose margin the line's "none"
-    clears the "1" is gone, its box too; no veto, or one too large, keeps it. Mutations: the margin test
-    inverted; the veto taken whatever its argument."""
+@pytest.mark.parametrize("veto, none, want", [(None, 0.99, "1"), (0.9, 0.5, "1"), (0.9, None, "1"), (0.9, 0.95, "-1")])
+def test_the_veto_drops_a_number_whose_region_the_head_says_holds_none(veto, none, want):
+    """The pair reads "1" (a mortar joint) and the line reads it too: where the no-number head's probability
+    reaches the veto the "1" is gone, its box too; no veto, a lower probability or a recogniser without a
+    head keep it. Mutations: the threshold test inverted; the veto taken whatever the probability."""
     det = pair_det([[60, 20, 85, 80]], "1")
-    got = dispute(Stub(logits_of("")), IMAGE, det, 3.0, 0.98, 0.3, veto=veto, read_unread=False)
+    got = dispute(Stub(logits_of("1"), none), IMAGE, det, 3.0, 0.98, 0.3, veto=veto, read_unread=False)
     assert read(got) == want
     assert len(got["boxes"]) == (0 if want == "-1" else 1)
 
 
 def test_after_a_veto_the_next_number_is_disputed_in_turn_and_vetoes_are_bounded():
-    """Two strays in different rows, the line reading nothing in either: both are dropped, each read once.
+    """Two strays in different rows, the head sure neither holds a number: both are dropped, each read once.
     Six strays: VETOES of them are dropped and the one left is kept. Mutations: the vetoed number's
     detections kept (the same one picked again); no bound on the vetoes."""
     strays = [[10, 5, 20, 40], [130, 60, 140, 95]]
-    stub = Stub(logits_of(""))
-    got = dispute(stub, IMAGE, pair_det(strays, "17"), 3.0, 0.98, 0.3, veto=2.0, read_unread=False)
+    stub = Stub(logits_of(""), 0.99)
+    got = dispute(stub, IMAGE, pair_det(strays, "17"), 3.0, 0.98, 0.3, veto=0.9, read_unread=False)
     assert read(got) == "-1" and len(got["boxes"]) == 0 and stub.calls == 2
     rows = [[10 + 25 * k, 2 + 16 * k, 20 + 25 * k, 14 + 16 * k] for k in range(6)]  # a staircase: six rows
-    stub = Stub(logits_of(""))
-    got = dispute(stub, IMAGE, pair_det(rows, "111111"), 3.0, 0.98, 0.3, veto=2.0, read_unread=False)
+    stub = Stub(logits_of(""), 0.99)
+    got = dispute(stub, IMAGE, pair_det(rows, "111111"), 3.0, 0.98, 0.3, veto=0.9, read_unread=False)
     assert len(got["boxes"]) == 6 - VETOES and stub.calls == VETOES + 1
 
 
@@ -195,5 +198,5 @@ def test_the_bundled_reader_loads_the_line_recogniser_when_shipped(tmp_path, mon
     reader = Reader(device="cpu")
     assert isinstance(reader.detector.line, line.LineReader) and reader.source.endswith("+line-crnn")
     assert reader.detector.settings.line_margin == 3.0
-    assert Reader(device="cpu", overrides=["predict.line_veto=2.5"]).detector.settings.line_veto == 2.5
+    assert Reader(device="cpu", overrides=["predict.line_veto=0.9"]).detector.settings.line_veto == 0.9
     assert Reader(device="cpu", overrides=["predict.line_margin=null"]).detector.line is None

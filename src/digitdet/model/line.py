@@ -72,10 +72,25 @@ class LineReader(nn.Module):
             nn.Conv2d(c(96), c(192), (2, 1), bias=False), nn.BatchNorm2d(c(192)), nn.ReLU(inplace=True))  # 1 x 32
         self.rnn = nn.LSTM(c(192), c(128), bidirectional=True, batch_first=True)
         self.head = nn.Linear(2 * c(128), 11)
+        self.blank: nn.Linear | None = None  # the no-number head (training/blanks.fit_blank_head), when fitted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.cnn(x - 0.5).squeeze(2).transpose(1, 2)  # B x T x C
-        return self.head(self.rnn(f)[0])
+        return self.read(x)[0]
+
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits B x 32 x 11, the no-number head's probability per line, or None without a head)."""
+        h = self.rnn(self.cnn(x - 0.5).squeeze(2).transpose(1, 2))[0]  # B x T x 2C
+        logits = self.head(h)
+        if self.blank is None:
+            return logits, None
+        return logits, torch.sigmoid(self.blank(blank_features(h, logits))[:, 0])
+
+
+def blank_features(h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """What the no-number head sees of a line: the BiLSTM outputs' max and mean over time, the likeliest
+    digit's and the least likely blank's log-probability anywhere (B x (4C + 2))."""
+    lp = logits.log_softmax(-1)
+    return torch.cat([h.amax(1), h.mean(1), lp[..., 1:].amax((1, 2))[:, None], lp[..., 0].amin(1)[:, None]], 1)
 
 
 def ctc_targets(numbers) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,6 +157,10 @@ def load_line_reader(path: str | Path) -> LineReader:
         for k, q in ck.get("int8", {}).items():  # pack_line_reader(int8=True)'s kernels and matrices
             state[k] = q["q"].float() * q["scale"].float().reshape(-1, *[1] * (q["q"].dim() - 1))
         model.load_state_dict(state)
+        if "blank" in ck:  # training/blanks.fit_blank_head's no-number head
+            w = ck["blank"]["weight"].float()
+            model.blank = nn.Linear(w.shape[1], 1)
+            model.blank.load_state_dict({"weight": w, "bias": ck["blank"]["bias"].float()})
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line naming it
         raise DigitdetError(f"{path}: not a digitdet line recogniser ({first_line(exc, typed=True)})") from None
     return model.eval()

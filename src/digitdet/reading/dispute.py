@@ -82,21 +82,20 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
     line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'.
     `context`: the line reads the pair's number with this many digit heights each side (line_region);
     `read_unread`: where the pair read no number, the line reads the whole photo (a close-up), else not.
-    `veto` (predict.line_veto; None: never): where the line finds no number in the region of the pair's number
-    at least e^veto times likelier than that number (whatever it reads there), that number's detections are
-    dropped and the next number the pair reads is disputed in turn (at most VETOES)."""
+    `veto` (predict.line_veto; None: never): where the recogniser's no-number head (model/line.py; a recogniser
+    without one never vetoes) gives the region of the pair's number a probability of holding no number of at
+    least `veto`, that number's detections are dropped and the next number the pair reads is disputed in turn
+    (at most VETOES). The dispute itself is the CTC one, head or not."""
     for vetoes in range(VETOES + 1):
         pair = pair_best(det, whole_thresh, dedup_iou)
         if (pair is None and not read_unread) or (pair is not None and pair.vertical):
             return det
         region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
                              image.shape[-2], context)
-        logits = line_reader(as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None]))
+        logits, none = line_reader.read(as_batch(line_of_tensor(image[..., region[1]:region[3],
+                                                                        region[0]:region[2]])[None]))
         number, starts = decode(logits)[0]
-        if pair is None or veto is None or vetoes == VETOES:
-            break
-        none, theirs = log_likelihood(logits.expand(2, -1, -1), [None, pair.number])
-        if none - theirs < veto:
+        if pair is None or veto is None or none is None or vetoes == VETOES or float(none[0]) < veto:
             break
         det = without(det, pair)
     if number is None or (pair is not None and number == pair.number):

@@ -66,6 +66,22 @@ def test_a_tight_crop_is_read(reader):
     assert right >= 4, f"read {right} of 5 tight crops"
 
 
+def test_the_shipped_recogniser_tells_a_number_from_a_bare_wall(reader):
+    """The bundled reader vetoes with the line recogniser's no-number head (predict.line_veto 0.9): the head
+    gives tight crops of numbers (split 9) a low probability of holding none and bare wall textures a high
+    one. Mutations: the head dropped from the shipped file; its weight negated."""
+    from digitdet.model.line import as_batch, to_line
+
+    line_reader = reader.detector.line
+    assert reader.detector.settings.line_veto == 0.9 and line_reader.blank is not None
+    numbers = [to_line(render_mode(sample_rng(0, SPLIT, i), "tight").image) for i in range(1, 11)]
+    walls = [to_line(t.convert("RGB").crop((0, 0, 240, 80))) for t in synth_style.textures()]
+    with torch.no_grad():
+        none_n = line_reader.read(as_batch(np.stack(numbers)))[1]
+        none_w = line_reader.read(as_batch(np.stack(walls)))[1]
+    assert (none_n < 0.5).sum() >= 9 and (none_w >= 0.9).sum() >= 0.7 * len(walls), (none_n, none_w)
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_plaques not present")
 def test_read_and_predict_need_no_checkpoint(tmp_path, capsys):
     assert main(["-q", "read", str(REAL / "1.jpg")]) == 0

@@ -16,6 +16,12 @@ region, the number the whole-photo reader reads in a photo that is not a close-u
 (reading/routing.py). Chosen on spent synthetic validation and passed a fresh split by a rule written first
 (weights/MODEL.md, 2026-12-07 morning).
 
+The veto (predict.line_veto, 0.9 since 2026-12-07; null: never): the recogniser's no-number head (model/line.py,
+fitted by training/blanks.py on its frozen features) may say the pair's number's region holds no number; that
+number's detections are then dropped and the next number is disputed in turn. On a wall with no number the pair
+used to read one in about 15 % of crops of synthetic photos (the peers in none); with the veto in 5 %, for 2 right
+readings lost of 2,100 on a fresh split (weights/MODEL.md, 2026-12-07 late evening).
+
 The answer stays detections, so every caller (`read`, `predict`, `serve`, the Ray engine) reads it as it
 reads the pair's: when the pair's best number has as many digits as the line's, its boxes are kept and
 relabelled left to right; otherwise each digit gets a box from where the recogniser's CTC path places it

@@ -77,9 +77,13 @@ class LineReader(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.read(x)[0]
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The BiLSTM's outputs, B x T x 2C: what the CTC head and the no-number head read."""
+        return self.rnn(self.cnn(x - 0.5).squeeze(2).transpose(1, 2))[0]
+
     def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits B x 32 x 11, the no-number head's probability per line, or None without a head)."""
-        h = self.rnn(self.cnn(x - 0.5).squeeze(2).transpose(1, 2))[0]  # B x T x 2C
+        h = self.encode(x)
         logits = self.head(h)
         if self.blank is None:
             return logits, None

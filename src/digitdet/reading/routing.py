@@ -53,7 +53,7 @@ class RouteSettings:
     tall_score: float = 0.3
     line_margin: float | None = 3.0  # predict.line_margin: the line recogniser's dispute (reading/dispute.py)
     line_context: float | None = 1.0  # predict.line_context: what the line reads (dispute.line_region)
-    line_veto: float | None = None  # predict.line_veto: the line drops a number it reads none in (dispute)
+    line_veto: float | None = None  # predict.line_veto: the line's no-number head drops a number (dispute)
 
 
 class ReaderPair(nn.Module):

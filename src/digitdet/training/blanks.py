@@ -30,6 +30,12 @@ def read_lines(path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a `digitdet line prepare` file ({first_line(exc)})") from None
 
 
+def write_lines(out: str | Path, x: np.ndarray, y: np.ndarray) -> None:
+    """A prepare (or mine) file, written atomically: x uint8 N x H x W x 3, y the numbers ("" for none)."""
+    with io.atomic_path(out, suffix=".npz") as tmp, tmp.open("wb") as f:
+        np.savez(f, x=x, y=y)
+
+
 def blank_regions(folder: Path, n: int, context: float, rng: np.random.Generator, split: str = "train"
                   ) -> list[tuple[Path, tuple[int, int, int, int]]]:
     """`n` regions of a digitdet-synth split's photos with no digit and no lookalike in them (their boxes grown
@@ -121,9 +127,7 @@ def mine(folders: list[str | Path], out: str | Path, n: int, seed: int = 0, cont
                                                      context))))
     if not xs:
         raise DataError(f"no number read in {len(crops)} number-free crops of {', '.join(map(str, folders))}")
-    x, y = np.stack(xs).reshape(-1, H, W, 3), np.array([""] * len(xs))
-    with io.atomic_path(out, suffix=".npz") as tmp, tmp.open("wb") as f:
-        np.savez(f, x=x, y=y)
+    write_lines(out, np.stack(xs).reshape(-1, H, W, 3), np.array([""] * len(xs)))
     return {"crops": len(crops), "lines": len(xs)}
 
 
@@ -157,7 +161,7 @@ def fit_blank_head(recogniser: str | Path, lines: list[str | Path], out: str | P
     def features(a: np.ndarray) -> torch.Tensor:
         out = []
         for i in range(0, len(a), 512):
-            h = model.rnn(model.cnn(as_batch(a[i:i + 512]) - 0.5).squeeze(2).transpose(1, 2))[0]
+            h = model.encode(as_batch(a[i:i + 512]))
             out.append(blank_features(h, model.head(h)))
         return torch.cat(out) if out else torch.zeros(0, 1)
 

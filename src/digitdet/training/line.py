@@ -23,7 +23,7 @@ import torch
 from digitdet import io
 from digitdet.errors import DataError
 from digitdet.model.line import H, LineReader, W, as_batch, ctc_targets, to_line
-from digitdet.training.blanks import blank_regions, read_lines
+from digitdet.training.blanks import blank_regions, read_lines, write_lines
 
 CLOSE_FRAC = 0.35
 MAX_LEN = 8  # digits a number may have here; longer truths are left out
@@ -105,8 +105,7 @@ def prepare(folders: list[str | Path], out: str | Path, workers: int | None = No
         for i, a in enumerate(tqdm(lines, total=len(items), desc="prepare", unit="img", disable=not progress)):
             x[i] = a
     y = np.array([n for _, n, _, _ in items])
-    with io.atomic_path(out, suffix=".npz") as tmp, tmp.open("wb") as f:
-        np.savez(f, x=x, y=y)
+    write_lines(out, x, y)
     return {"close_ups": int(np.sum(y != "")), "blanks": int(np.sum(y == "")),
             "by_length": dict(enumerate(np.bincount([len(t) for t in y]).tolist()))}
 

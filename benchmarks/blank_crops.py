@@ -6,7 +6,7 @@ and 0.6-3 times as wide, written as ../shared's sets are (images/N.png + numbers
     digitdet synth data/val63/scene --train 0 --valid 300 --test 0 --seed 63 --modes scene=1   # and sign, plaque
     python benchmarks/blank_crops.py data/val63/scene data/val63/sign data/val63/plaque --out data/blank63
     python benchmarks/peers.py --sets data/blank63 --no-extras       # digitdet and the peers side by side
-    python benchmarks/pair_with.py real:data/blank63 --override predict.line_veto=2
+    python benchmarks/pair_with.py real:data/blank63 --override predict.line_veto=null   # without the veto
 
 Crops (digitdet.training.blanks.blank_crops) are drawn photo by photo in turn across the folders' valid
 splits (seeded); a photo with no such room is passed over. A set for measuring, like the real ones: never
@@ -21,6 +21,26 @@ import sys
 from pathlib import Path
 
 
+def write_set(out: Path, crops) -> int:
+    """(image, where it came from) pairs as ../shared's sets are laid out (images/N.png + numbers.csv), truth
+    -1 (none): what peers.py and pair_with.py read. Refuses an existing folder."""
+    from digitdet import io
+
+    if out.exists():
+        sys.exit(f"{out}: exists; choose a new folder")
+    (out / "images").mkdir(parents=True)
+    rows = []
+    for i, (im, source) in enumerate(crops, 1):
+        im.save(out / "images" / f"{i}.png")
+        rows.append({"image_id": i, "true_number": "-1", "source_file": source})
+    with io.atomic_path(out / "numbers.csv", suffix=".csv") as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image_id", "true_number", "source_file"])
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{len(rows)} number-free crops -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="digitdet synth folders")
@@ -30,25 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from PIL import Image
 
-    from digitdet import io
     from digitdet.training.blanks import blank_crops
 
-    if args.out.exists():
-        sys.exit(f"{args.out}: exists; choose a new folder")
-    crops = blank_crops(args.folders, args.n, args.seed)  # digitdet.training.blanks
-    (args.out / "images").mkdir(parents=True)
-    rows = []
-    for i, (photo, box) in enumerate(crops, 1):
-        with Image.open(photo) as im:
-            im.convert("RGB").crop(box).save(args.out / "images" / f"{i}.png")
-        rows.append({"image_id": i, "true_number": "-1", "source_file": f"{photo}:{','.join(map(str, box))}"})
-    with io.atomic_path(args.out / "numbers.csv", suffix=".csv") as tmp, tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image_id", "true_number", "source_file"])
-        w.writeheader()
-        w.writerows(rows)
-    print(f"{len(rows)} number-free crops of {len(args.folders)} folders -> {args.out}")
-    return 0
+    def cut():
+        for photo, box in blank_crops(args.folders, args.n, args.seed):
+            with Image.open(photo) as im:
+                yield im.convert("RGB").crop(box), f"{photo}:{','.join(map(str, box))}"
 
+    return write_set(args.out, cut())
 
 if __name__ == "__main__":
     raise SystemExit(main())

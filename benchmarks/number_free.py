@@ -17,6 +17,8 @@ import datetime
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def crops(per_texture: int, seed: int):
     import numpy as np
@@ -33,26 +35,6 @@ def crops(per_texture: int, seed: int):
             yield im.crop((x, y, x + w, y + h))
 
 
-def write_set(out: Path, images) -> int:
-    """The crops as ../shared's sets are laid out, truth -1 (none): what peers.py and pair_with.py read."""
-    import csv
-
-    from digitdet import io
-
-    if out.exists():
-        sys.exit(f"{out}: exists; choose a new folder")
-    (out / "images").mkdir(parents=True)
-    n = 0
-    for n, im in enumerate(images, 1):
-        im.save(out / "images" / f"{n}.png")
-    with io.atomic_path(out / "numbers.csv", suffix=".csv") as tmp, tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["image_id", "true_number", "source_file"])
-        w.writerows([i, "-1", f"texture crop {i}"] for i in range(1, n + 1))
-    print(f"{n} number-free crops -> {out}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-texture", type=int, default=6)
@@ -60,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="write the crops as a set (images/N.png + numbers.csv, truth -1) and stop")
     args = p.parse_args(argv)
     if args.out:
-        return write_set(args.out, crops(args.per_texture, args.seed))
+        from blank_crops import write_set  # benchmarks/blank_crops.py: the same layout
+
+        return write_set(args.out, ((im, f"texture crop {i}") for i, im in
+                                    enumerate(crops(args.per_texture, args.seed), 1)))
     import torch
 
     from digitdet.reading.reader import Reader

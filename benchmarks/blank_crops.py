@@ -9,7 +9,7 @@ and 0.6-3 times as wide, written as ../shared's sets are (images/N.png + numbers
     python benchmarks/pair_with.py real:data/blank63 --override predict.line_veto=null   # without the veto
 
 Crops (digitdet.training.blanks.blank_crops) are drawn photo by photo in turn across the folders' valid
-splits (seeded); a photo with no such room is passed over. A set for measuring, like the real ones: never
+splits (--split; seeded); a photo with no such room is passed over. A set for measuring, like the real ones: never
 train on it.
 """
 
@@ -47,17 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="the set's folder (must not exist)")
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="valid", help="the folders' split to crop (peers.py crops the test split)")
     args = p.parse_args(argv)
+    return write_set(args.out, cut_crops(args.folders, args.n, args.seed, args.split))
+
+
+def cut_crops(folders: list[Path], n: int, seed: int, split: str = "valid"):
+    """(crop, "photo:x0,y0,x1,y1") for blank_crops' number-free crops of the folders' split."""
     from PIL import Image
 
     from digitdet.training.blanks import blank_crops
 
-    def cut():
-        for photo, box in blank_crops(args.folders, args.n, args.seed):
-            with Image.open(photo) as im:
-                yield im.convert("RGB").crop(box), f"{photo}:{','.join(map(str, box))}"
+    for photo, box in blank_crops(folders, n, seed, split):
+        with Image.open(photo) as im:
+            yield im.convert("RGB").crop(box), f"{photo}:{','.join(map(str, box))}"
 
-    return write_set(args.out, cut())
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -7,7 +7,9 @@
 
 Sets: folders with images/ and numbers.csv (image_id,true_number: `../shared/real_plaques`,
 `../shared/real_signs`), and a synthetic test split of each generator mode (`digitdet synth --modes M=1`,
-seed 7, never trained on; made once into data/peers/, truth from the boxes as the reader's tests do).
+seed 7, never trained on; made once into data/peers/, truth from the boxes as the reader's tests do), and
+`no-number`: 200 crops of the scene, sign and plaque test photos with no number in them (a bare wall, a sign's
+words, a plaque's edge; benchmarks/blank_crops.py), where the right answer is none (-1).
 
 Systems, each in its own fresh process (so peak RSS is its own; start-up is reported apart):
 - digitdet: the bundled reader through `Reader.read_file`, what `digitdet read` runs (`--checkpoint`
@@ -58,6 +60,7 @@ LABELS = {"digitdet": "digitdet (bundled reader, `digitdet read`)",
           "rapidocr": "RapidOCR (PP-OCRv4, ONNX)", "easyocr": "EasyOCR (offline en)",
           "tesseract": "Tesseract (`--psm 11`)"}
 NONE = "-1"
+NO_NUMBER = "no-number"  # a synthetic set of photos with no number in them (no_number_set)
 
 
 def synth_modes() -> list[str]:
@@ -84,13 +87,31 @@ def photo_folder(name: str) -> Path | None:
 
 
 def synthetic_set(mode: str, n: int) -> list[tuple[str, str]]:
-    """The first n images of mode's synthetic test split (made once, 200 images, seed 7) with their numbers."""
+    """The first n images of mode's synthetic test split (made once, 200 images, seed 7) with their numbers;
+    NO_NUMBER: the first n of 200 number-free crops of the scene, sign and plaque test photos."""
+    if mode == NO_NUMBER:
+        return real_set(no_number_set())[:n]
     folder = CACHE / mode
     if not (folder / "test.json").is_file():
         subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "synth", str(folder), "--train", "0",
                         "--valid", "0", "--test", "200", "--seed", "7", "--modes", f"{mode}=1", "--workers", "1"],
                        check=True, cwd=ROOT)
     return numbered_split(folder, "test")[:n]
+
+
+def no_number_set() -> Path:
+    """CACHE/no-number, made once: 200 crops of the scene, sign and plaque test photos clear of every digit and
+    lookalike (blank_crops.py's set, seed 7), truth -1. Counts how often a reader invents a number: a bare
+    wall, a sign's words, a plaque's edge."""
+    folder = CACHE / NO_NUMBER
+    if not (folder / "numbers.csv").is_file():
+        from blank_crops import cut_crops, write_set
+
+        sources = ("scene", "sign", "plaque")
+        for mode in sources:
+            synthetic_set(mode, 0)
+        write_set(folder, cut_crops([CACHE / m for m in sources], 200, 7, split="test"))
+    return folder
 
 
 def numbered_split(folder: Path, split: str) -> list[tuple[str, str]]:
@@ -250,7 +271,7 @@ def write_readme(text: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sets", help=f"comma-separated (default: {', '.join(REAL)} and every synthetic mode; "
+    p.add_argument("--sets", help=f"comma-separated (default: {', '.join(REAL)}, every synthetic mode and {NO_NUMBER}; "
                    "a folder with images/ and numbers.csv by its path)")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ", ".join(SYSTEMS))
     p.add_argument("--n", type=int, default=200, help="images per synthetic set (at most 200)")
@@ -265,7 +286,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.child:
         return child(args)
-    sets = args.sets.split(",") if args.sets else [*REAL, *synth_modes()]
+    sets = args.sets.split(",") if args.sets else [*REAL, *synth_modes(), NO_NUMBER]
     systems = args.systems.split(",")
     for name in list(systems):
         why = available(name)

@@ -1,6 +1,7 @@
 """benchmarks/real_crops.py: the crop boxes of the real tight-crop variants cut from a photo's number box."""
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,37 @@ def test_the_turned_box_holds_the_number_where_pil_turns_it():
         x0, y0, x1, y1 = real_crops.turned_box((156, 96, 244, 104), degrees, (400, 300))
         assert x0 <= min(xs) and max(xs) <= x1 and y0 <= min(ys) and max(ys) <= y1
         assert (y1 - y0) > 40  # turned 35 degrees, the thin box became tall
+
+
+def test_peers_no_number_set_is_made_once_from_crops_of_the_test_photos_clear_of_every_digit(tmp_path, monkeypatch):
+    """peers.py's no-number set: crops of the scene, sign and plaque test splits (tiny ones here), each inside
+    its photo and clear of its digit and lookalike boxes, truth -1, made once (asked again it is read back).
+    Mutations: crops of the valid split (none there: no set); truth not -1; the set made again each time."""
+    import csv
+
+    from PIL import Image
+
+    from digitdet.data.coco import load_coco
+    from tiny import make_tiny_dataset
+
+    peers = real_crops.peers
+    monkeypatch.setattr(peers, "CACHE", tmp_path)
+    for k, mode in enumerate(("scene", "sign", "plaque")):
+        make_tiny_dataset(tmp_path / mode, train=0, valid=0, test=4, seed=20 + k)
+    items = peers.synthetic_set(peers.NO_NUMBER, 200)
+    assert len(items) >= 4 and {truth for _, truth in items} == {"-1"}
+    with (tmp_path / peers.NO_NUMBER / "numbers.csv").open(newline="") as f:
+        sources = [r["source_file"] for r in csv.DictReader(f)]
+    assert len(sources) == len(items)
+    for (path, _), source in zip(items, sources):
+        photo, box = source.rsplit(":", 1)
+        x0, y0, x1, y1 = map(int, box.split(","))
+        folder = Path(photo).parents[1]
+        coco = load_coco(folder / "test.json", folder / "test", check_files=False)
+        im = next(i for i in coco.images if i["file_name"] == Path(photo).name)
+        assert Path(photo).parent.name == "test" and 0 <= x0 < x1 <= im["width"] and 0 <= y0 < y1 <= im["height"]
+        assert Image.open(path).size == (x1 - x0, y1 - y0)
+        taken = [*coco.boxes[im["id"]].reshape(-1, 4).tolist(), *coco.lookalikes.get(im["id"], [])]
+        assert not any(b[0] < x1 and b[2] > x0 and b[1] < y1 and b[3] > y0 for b in taken)
+    (tmp_path / peers.NO_NUMBER / "images" / "1.png").unlink()  # made once: read back as it is, not re-made
+    assert len(peers.synthetic_set(peers.NO_NUMBER, 200)) == len(items) - 1

@@ -91,12 +91,17 @@ def synthetic_set(mode: str, n: int) -> list[tuple[str, str]]:
     NO_NUMBER: the first n of 200 number-free crops of the scene, sign and plaque test photos."""
     if mode == NO_NUMBER:
         return real_set(no_number_set())[:n]
+    return numbered_split(mode_split(mode), "test")[:n]
+
+
+def mode_split(mode: str) -> Path:
+    """CACHE/mode, a `digitdet synth` folder whose test split is mode's 200 images (seed 7), made once."""
     folder = CACHE / mode
     if not (folder / "test.json").is_file():
         subprocess.run([sys.executable, "-m", "digitdet.cli", "-q", "synth", str(folder), "--train", "0",
                         "--valid", "0", "--test", "200", "--seed", "7", "--modes", f"{mode}=1", "--workers", "1"],
                        check=True, cwd=ROOT)
-    return numbered_split(folder, "test")[:n]
+    return folder
 
 
 def no_number_set() -> Path:
@@ -107,10 +112,7 @@ def no_number_set() -> Path:
     if not (folder / "numbers.csv").is_file():
         from blank_crops import cut_crops, write_set
 
-        sources = ("scene", "sign", "plaque")
-        for mode in sources:
-            synthetic_set(mode, 0)
-        write_set(folder, cut_crops([CACHE / m for m in sources], 200, 7, split="test"))
+        write_set(folder, cut_crops([mode_split(m) for m in ("scene", "sign", "plaque")], 200, 7, split="test"))
     return folder
 
 

@@ -75,7 +75,8 @@ class LineReader(nn.Module):
         self.blank: nn.Linear | None = None  # the no-number head (training/blanks.fit_blank_head), when fitted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.read(x)[0]
+        """The CTC logits alone (B x 32 x 11); `read` adds the no-number head's probability."""
+        return self.head(self.encode(x))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The BiLSTM's outputs, B x T x 2C: what the CTC head and the no-number head read."""

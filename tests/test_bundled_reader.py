@@ -82,6 +82,31 @@ def test_the_shipped_recogniser_tells_a_number_from_a_bare_wall(reader):
     assert (none_n < 0.5).sum() >= 9 and (none_w >= 0.9).sum() >= 0.7 * len(walls), (none_n, none_w)
 
 
+def test_the_shipped_vetoer_weighs_no_number_against_what_a_line_is_read_as(reader):
+    """The shipped file also holds a vetoer (a second recogniser trained with number-free lines): asked about
+    what the recogniser reads in each line, it alone (the head set aside) gives tight crops of numbers a low
+    probability of holding none and the bare walls read as a number a high one. Mutations: the vetoer dropped
+    from the shipped file; the shipped recogniser packed as its own vetoer."""
+    import copy
+
+    from digitdet.model.line import as_batch, decode, to_line
+
+    vetoer_only = copy.deepcopy(reader.detector.line)
+    assert vetoer_only.vetoer is not None
+    vetoer_only.blank = None
+    numbers = [to_line(render_mode(sample_rng(0, SPLIT, i), "tight").image) for i in range(1, 11)]
+    walls = [to_line(t.convert("RGB").crop((0, 0, 240, 80))) for t in synth_style.textures()]
+    with torch.no_grad():
+        said = []
+        for lines in (numbers, walls):
+            x = as_batch(np.stack(lines))
+            reads = [n for n, _ in decode(vetoer_only(x))]
+            read = [i for i, n in enumerate(reads) if n]
+            said.append(vetoer_only.read(x[read], [[reads[i]] for i in read])[1])
+    assert len(said[0]) == 10 and (said[0] < 0.5).sum() >= 9, said[0]
+    assert len(said[1]) >= 5 and (said[1] >= 0.9).sum() >= 0.7 * len(said[1]), said[1]
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_plaques not present")
 def test_read_and_predict_need_no_checkpoint(tmp_path, capsys):
     assert main(["-q", "read", str(REAL / "1.jpg")]) == 0

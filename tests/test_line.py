@@ -203,6 +203,46 @@ def test_a_blank_head_separates_its_lines_and_leaves_the_recogniser_as_it_was(tm
         blanks.fit_blank_head(tmp_path / "ck.pt", [tmp_path / "l.npz"], tmp_path / "x.pt", numbers=5, blanks=5)
 
 
+def packed_file(path, model, **extra):
+    """`model` saved as `digitdet line pack` writes a float16 file."""
+    torch.save({"kind": "line-reader", "width": model.width, "meta": {"note": "test"}, **extra,
+                "model": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+@pytest.mark.parametrize("head, says, high", [(-100.0, "none", [True] * 3), (-100.0, "1", [False] * 3),
+                                              (100.0, "1", [True] * 3), (-100.0, "blank or 1", [True, False, False])])
+def test_a_vetoer_packed_beside_the_recogniser_decides_the_no_number_probability_with_its_head(tmp_path, head, says,
+                                                                                            high):
+    """`line pack REC --int8 --veto VET`: the file reads with REC's weights (as `line pack REC --int8` alone
+    stores them), keeps REC's no-number head, and its no-number probability for a line read as a number is the
+    larger of the head's and the vetoer's P(none) / (P(none) + P(number)): a vetoer that sees only blanks says
+    ~1, one that sees "1" everywhere ~0 for "1" (and for "27": relative to the numbers asked about), unless the
+    head says ~1; one that sees blank or "1" at every frame says ~1 against "27" alone and ~0 against "27" or
+    "1" (the likeliest reading offered); asked about no number, only the head speaks. Mutations: the vetoer not
+    loaded; none and the number swapped in read; REC's head dropped in the re-pack; the smaller of head and
+    vetoer taken; the first reading offered used instead of the likeliest."""
+    torch.manual_seed(0)
+    blank = {"weight": torch.zeros(1, 4 * 64 + 2), "bias": torch.tensor([head])}
+    rec = packed_file(tmp_path / "rec.pt", line.LineReader(0.5), blank=blank)
+    vetoer = line.LineReader(0.25)
+    with torch.no_grad():  # every frame the blank, or every frame a "1", whatever the line
+        vetoer.head.weight.zero_()
+        vetoer.head.bias.copy_({"none": torch.tensor([20.0] + [0.0] * 10),  # class d + 1: digit d
+                                "1": torch.tensor([0.0, 0.0, 20.0] + [0.0] * 8),
+                                "blank or 1": torch.tensor([0.0, -20.0, 0.0] + [-20.0] * 8)}[says])
+    vet = packed_file(tmp_path / "vet.pt", vetoer)
+    assert main(["line", "pack", str(rec), "--out", str(tmp_path / "both.pt"), "--int8", "--veto", str(vet)]) == 0
+    line.pack_line_reader(rec, tmp_path / "alone.pt", int8=True)
+    both, alone = line.load_line_reader(tmp_path / "both.pt"), line.load_line_reader(tmp_path / "alone.pt")
+    x = line.as_batch(np.random.default_rng(0).integers(0, 256, (3, line.H, line.W, 3), dtype=np.uint8))
+    with torch.no_grad():
+        logits, none = both.read(x, [["27"], ["27", "1"], ["1"]] if says == "blank or 1" else [["1"], ["1"], ["27"]])
+        assert torch.equal(logits, alone(x))
+        assert torch.equal(both.read(x)[1], alone.read(x)[1])  # no number asked about: the head alone
+    assert [bool(p > 0.99) if h else bool(p < 0.01) for p, h in zip(none, high)] == [True] * 3
+
+
 def test_pair_like_regions_hold_the_number_drop_an_end_digit_or_take_the_whole_photo():
     """Of 1,000 draws around "123" (digits 60 px high, 40 apart, in a 400 x 200 photo) at context 1: about a
     tenth are the whole photo, every other holds the middle digit, and about 0.9 x 0.15 start where the
@@ -295,8 +335,9 @@ def test_pack_int8_stores_kernels_in_half_the_bytes_and_reads_as_the_checkpoint_
 
 def test_init_starts_from_a_recogniser_and_refuses_another_width(synth, tmp_path):
     """`line train --init A`: at a vanishing learning rate the run's weights stay A's (not a fresh
-    network's), its settings name A; a recogniser of another width is one DataError naming it.
-    Mutation: skip loading settings.init in training/line.train."""
+    network's), its settings name A, also from a packed file with a vetoer beside A; a recogniser of another
+    width is one DataError naming it. Mutations: skip loading settings.init in training/line.train; load the
+    init file's whole state (its vetoer's keys too)."""
     torch.set_num_threads(1)
     data = tmp_path / "l.npz"
     line_training.prepare([synth], data, workers=1, progress=False)
@@ -310,6 +351,12 @@ def test_init_starts_from_a_recogniser_and_refuses_another_width(synth, tmp_path
         assert torch.allclose(pa, pb, atol=1e-6), name
     assert not all(torch.allclose(pa, pf, atol=1e-3) for pa, pf in zip(a.parameters(), fresh.parameters()))
     assert torch.load(tmp_path / "b.pt", weights_only=True)["settings"]["init"] == str(tmp_path / "a.pt")
+    # a shipped-like file, a vetoer packed beside the recogniser: the run starts from the recogniser alone
+    line.pack_line_reader(tmp_path / "a.pt", tmp_path / "av.pt", veto=tmp_path / "a.pt")
+    assert main(["-q", "line", "train", str(data), "--out", str(tmp_path / "d.pt"), "--epochs", "1", "--batch", "4",
+                 "--width", "0.25", "--lr", "1e-12", "--init", str(tmp_path / "av.pt")]) == 0
+    d = line.load_line_reader(tmp_path / "d.pt")
+    assert d.vetoer is None and all(torch.allclose(pa, pd, atol=1e-2) for pa, pd in zip(a.parameters(), d.parameters()))
     with pytest.raises(DataError, match=r"a\.pt: a recogniser of width 0\.25, not 0\.5"):
         line_training.train([data], tmp_path / "c.pt", line_training.LineSettings(
             epochs=1, batch=4, width=0.5, init=str(tmp_path / "a.pt")), progress=False)

@@ -123,7 +123,7 @@ class PredictConfig:
     close_vote: bool = True  # of its training scales with close_vote, the readings voting; the line recogniser
     line_margin: float | None = 3.0  # disputes that when e^line_margin x likelier (reading/dispute.py; null: never)
     line_context: float | None = 1.0  # the line reads the number with this many digit heights each side (null: all)
-    line_veto: float | None = 0.9  # drops a number whose region the line's no-number head gives >= this (null: never)
+    line_veto: float | None = 0.9  # drops a number the line's head or vetoer says holds none >= this (null: never)
     batch_size: int = 8
     # Larger images are downscaled on load (aspect kept) to at most this many pixels after data.upsample, boxes
     # mapped back. Bounds memory: a 108 MP photo is read at 16 MP (the pyramid at 4 MP: Config.load_pixels).

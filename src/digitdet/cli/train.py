@@ -123,8 +123,8 @@ def _cmd_line(a: argparse.Namespace) -> int:
     else:
         from digitdet.model.line import pack_line_reader
 
-        done = pack_line_reader(a.checkpoint, a.out, a.note or "", int8=a.int8)
-        print(f"{a.checkpoint} ({done['meta']['seen']} views) -> {a.out}")
+        done = pack_line_reader(a.checkpoint, a.out, a.note or "", int8=a.int8, veto=a.veto)
+        print(f"{a.checkpoint} ({done['meta'].get('seen', '?')} views) -> {a.out}")
     return 0
 
 
@@ -169,8 +169,11 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="go on from --out")
     t.add_argument("--init", help="start from this recogniser's weights (a checkpoint or packed file; "
                                    "fresh optimiser and schedule)")
-    t = steps.add_parser("pack", help="a trained checkpoint -> the shipped float16 (or --int8) file")
+    t = steps.add_parser("pack", help="a trained checkpoint (or a packed file) -> the shipped float16 (or --int8) "
+                         "file")
     t.add_argument("checkpoint")
+    t.add_argument("--veto", help="a second recogniser (trained with number-free lines) packed with it: it decides "
+                   "predict.line_veto's no-number probability, this one still reads and disputes")
     t.add_argument("--out", required=True)
     t.add_argument("--note", help="provenance kept in the file's meta (e.g. the measurement it passed)")
     t.add_argument("--int8", action="store_true", help="kernels and matrices as int8 with a scale per row: half "

@@ -73,6 +73,9 @@ class LineReader(nn.Module):
         self.rnn = nn.LSTM(c(192), c(128), bidirectional=True, batch_first=True)
         self.head = nn.Linear(2 * c(128), 11)
         self.blank: nn.Linear | None = None  # the no-number head (training/blanks.fit_blank_head), when fitted
+        # A second recogniser, trained with number-free lines, that may also say a line holds no number
+        # (pack_line_reader(veto=...)): this one's readings and dispute stay as they were.
+        self.vetoer: LineReader | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The CTC logits alone (B x 32 x 11); `read` adds the no-number head's probability."""
@@ -82,13 +85,24 @@ class LineReader(nn.Module):
         """The BiLSTM's outputs, B x T x 2C: what the CTC head and the no-number head read."""
         return self.rnn(self.cnn(x - 0.5).squeeze(2).transpose(1, 2))[0]
 
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(logits B x 32 x 11, the no-number head's probability per line, or None without a head)."""
+    def read(self, x: torch.Tensor, numbers: list[list[str | None]] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits B x 32 x 11, the probability per line that it holds no number, or None where nothing can
+        say): the larger of the no-number head's probability and, with a vetoer and `numbers` (for each line,
+        the numbers it may be read as), P(no number) / (P(no number) + P(the likeliest of them)) under the
+        vetoer's CTC: it vetoes only where no number is likelier than any reading offered."""
         h = self.encode(x)
         logits = self.head(h)
-        if self.blank is None:
-            return logits, None
-        return logits, torch.sigmoid(self.blank(blank_features(h, logits))[:, 0])
+        says = []
+        if self.blank is not None:
+            says.append(torch.sigmoid(self.blank(blank_features(h, logits))[:, 0]))
+        if self.vetoer is not None and numbers is not None:
+            v = self.vetoer(x)
+            none = torch.tensor(log_likelihood(v, [None] * len(numbers)))
+            best = torch.tensor([max(log_likelihood(v[b:b + 1].expand(len(ns), -1, -1), list(ns)))
+                                 for b, ns in enumerate(numbers)])
+            says.append(torch.sigmoid(none - best))
+        return logits, torch.stack(says).amax(0) if says else None
 
 
 def blank_features(h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -129,39 +143,62 @@ def quantise_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (flat / scale[:, None]).round().clamp(-127, 127).to(torch.int8).reshape(w.shape), scale.half()
 
 
-def pack_line_reader(checkpoint: str | Path, out: str | Path, note: str = "", int8: bool = False) -> dict:
+def pack_line_reader(checkpoint: str | Path, out: str | Path, note: str = "", int8: bool = False,
+                     veto: str | Path | None = None) -> dict:
     """A training checkpoint (training/line.py) -> the shipped file: float16 weights, the width and 'meta'
     (the settings, data and views it was trained with, and `note`), loadable with weights_only=True.
     int8: every kernel and matrix (all but biases and BatchNorm's vectors) is stored as int8 with a scale per
     output row under 'int8' instead, half the bytes; a width-2.0 recogniser then fits the shipped weights'
     40 MB (issue 22) where float16 would not. The shipped recogniser so stored read 5 of 1,200 validation
-    close-ups differently from its float16 file (1,067 right against 1,066)."""
+    close-ups differently from its float16 file (1,067 right against 1,066).
+    `checkpoint` may also be a packed file, re-packed (e.g. as int8) without its head or vetoer. `veto`: a
+    second recogniser (checkpoint or packed file), packed the same way under 'veto', that decides the
+    no-number probability (LineReader.read)."""
+    packed = _packed(checkpoint, note, int8)
+    if veto is not None:
+        packed["veto"] = _packed(veto, "the vetoer (predict.line_veto)", int8)
+    io.save_torch(out, packed)
+    return packed
+
+
+def _packed(checkpoint: str | Path, note: str, int8: bool) -> dict:
     try:
         ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        meta = {k: ck[k] for k in ("settings", "data", "close_ups", "seen", "epoch")} | {"note": note}
-        state = ck["state"]
+        if ck.get("kind") == "line-reader":  # already packed: its weights as stored, its provenance kept
+            state = _state(ck)
+            meta = dict(ck["meta"]) | {"note": note or ck["meta"].get("note", "")}
+        else:
+            state = ck["state"]
+            meta = {k: ck[k] for k in ("settings", "data", "close_ups", "seen", "epoch")} | {"note": note}
         small = {k for k, v in state.items() if int8 and v.is_floating_point() and v.dim() >= 2}
         packed = {"kind": "line-reader", "width": float(ck["width"]), "meta": meta,
                   "model": {k: (v.half() if v.is_floating_point() else v) for k, v in state.items() if k not in small}}
         if small:
             packed["int8"] = {k: dict(zip(("q", "scale"), quantise_int8(state[k]))) for k in sorted(small)}
+        if "blank" in ck:  # training/blanks.fit_blank_head's no-number head, fitted on these features
+            packed["blank"] = ck["blank"]
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line naming it
         raise DigitdetError(f"{checkpoint}: not a `digitdet line train` checkpoint "
                             f"({first_line(exc, typed=True)})") from None
-    io.save_torch(out, packed)
     return packed
+
+
+def _state(ck: dict) -> dict[str, torch.Tensor]:
+    """A packed file's or a checkpoint's recogniser weights, float32 (int8 ones dequantised)."""
+    stored = ck["model" if "model" in ck else "state"]
+    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
+    for k, q in ck.get("int8", {}).items():  # pack_line_reader(int8=True)'s kernels and matrices
+        state[k] = q["q"].float() * q["scale"].float().reshape(-1, *[1] * (q["q"].dim() - 1))
+    return state
 
 
 def load_line_reader(path: str | Path) -> LineReader:
     """The recogniser in a packed file (pack_line_reader's) or a training checkpoint, in eval mode, float32."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-        model = LineReader(float(ck["width"]))
-        stored = ck["model" if "model" in ck else "state"]
-        state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
-        for k, q in ck.get("int8", {}).items():  # pack_line_reader(int8=True)'s kernels and matrices
-            state[k] = q["q"].float() * q["scale"].float().reshape(-1, *[1] * (q["q"].dim() - 1))
-        model.load_state_dict(state)
+        model = _reader(ck)
+        if "veto" in ck:  # pack_line_reader(veto=...)'s second recogniser
+            model.vetoer = _reader(ck["veto"]).eval()
         if "blank" in ck:  # training/blanks.fit_blank_head's no-number head
             w = ck["blank"]["weight"].float()
             model.blank = nn.Linear(w.shape[1], 1)
@@ -169,3 +206,9 @@ def load_line_reader(path: str | Path) -> LineReader:
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line naming it
         raise DigitdetError(f"{path}: not a digitdet line recogniser ({first_line(exc, typed=True)})") from None
     return model.eval()
+
+
+def _reader(ck: dict) -> LineReader:
+    model = LineReader(float(ck["width"]))
+    model.load_state_dict(_state(ck))
+    return model

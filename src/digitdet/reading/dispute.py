@@ -17,10 +17,14 @@ region, the number the whole-photo reader reads in a photo that is not a close-u
 (weights/MODEL.md, 2026-12-07 morning).
 
 The veto (predict.line_veto, 0.9 since 2026-12-07; null: never): the recogniser's no-number head (model/line.py,
-fitted by training/blanks.py on its frozen features) may say the pair's number's region holds no number; that
-number's detections are then dropped and the next number is disputed in turn. On a wall with no number the pair
-used to read one in about 15 % of crops of synthetic photos (the peers in none); with the veto in 5 %, for 2 right
-readings lost of 2,100 on a fresh split (weights/MODEL.md, 2026-12-07 late evening).
+fitted by training/blanks.py on its frozen features) or its vetoer (a second recogniser trained with number-free
+lines, weighing no number against the likeliest of the pair's number and the line's own reading) may say the
+pair's number's region holds no number; that number's detections are then dropped and the next number is
+disputed in turn. Where the pair reads (or has left) no number and the line reads one in the whole photo, that
+reading is vetoed the same way (before, a number the head vetoed came back as the line's reading of the whole
+close-up). On a wall with no number the pair used to read one in about 15 % of crops of synthetic photos (the
+peers in none); with the head's veto in 5 %, with the vetoer and the unread veto in about 2 % (weights/MODEL.md,
+2026-12-07 late evening and night: each for 2-3 right readings lost of 2,100 on a fresh split).
 
 The answer stays detections, so every caller (`read`, `predict`, `serve`, the Ray engine) reads it as it
 reads the pair's: when the pair's best number has as many digits as the line's, its boxes are kept and
@@ -98,14 +102,17 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
             return det
         region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
                              image.shape[-2], context)
-        logits, none = line_reader.read(as_batch(line_of_tensor(image[..., region[1]:region[3],
-                                                                        region[0]:region[2]])[None]))
+        line = as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None])
+        logits = line_reader(line)
         number, starts = decode(logits)[0]
-        if pair is None or veto is None or none is None or vetoes == VETOES or float(none[0]) < veto:
+        if pair is None or veto is None or vetoes == VETOES or not vetoed(line_reader, line, [pair.number, number],
+                                                                          veto):
             break
         det = without(det, pair)
     if number is None or (pair is not None and number == pair.number):
         return det
+    if pair is None and veto is not None and vetoed(line_reader, line, [number], veto):
+        return det  # the line's own number where the pair read none (after its vetoes, or none at all)
     mine, theirs = log_likelihood(logits.expand(2, -1, -1), [number, pair.number if pair else None])
     if mine - theirs < margin:
         return det
@@ -115,6 +122,13 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
     scores = torch.full((n,), score, dtype=torch.float32)
     return {"boxes": boxes, "scores": scores, "presence": scores.clone(), "reader": "line",
             "labels": torch.tensor([int(c) + 1 for c in number], dtype=torch.int64)}
+
+
+def vetoed(line_reader: LineReader, line: torch.Tensor, numbers: list[str | None], veto: float) -> bool:
+    """Whether the recogniser's no-number probability for `line`, against the likeliest of the `numbers` it
+    may be read as (the pair's, the line's own), reaches `veto`."""
+    none = line_reader.read(line, [list(dict.fromkeys(n for n in numbers if n is not None))])[1]
+    return none is not None and float(none[0]) >= veto
 
 
 def without(det: dict, pair: Candidate) -> dict:

@@ -159,7 +159,8 @@ def train(data: list[str | Path], out: str | Path, settings: LineSettings = Line
         start = load_line_reader(s.init)
         if start.width != s.width:
             raise DataError(f"{s.init}: a recogniser of width {start.width}, not {s.width}; pass --width {start.width}")
-        model.load_state_dict(start.state_dict())
+        # the recogniser's own weights: a shipped file's no-number head and vetoer are not trained here
+        model.load_state_dict({k: v for k, v in start.state_dict().items() if not k.startswith(("blank.", "vetoer."))})
     per_epoch = len(x) // s.batch
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.epochs * per_epoch, pct_start=0.1)

@@ -172,8 +172,8 @@ def register_line(sub: argparse._SubParsersAction) -> None:
     t = steps.add_parser("pack", help="a trained checkpoint (or a packed file) -> the shipped float16 (or --int8) "
                          "file")
     t.add_argument("checkpoint")
-    t.add_argument("--veto", help="a second recogniser (trained with number-free lines) packed with it: it decides "
-                   "predict.line_veto's no-number probability, this one still reads and disputes")
+    t.add_argument("--veto", help="a second recogniser (trained with number-free lines) packed with it: it may also "
+                   "veto a number (predict.line_veto); this one still reads and disputes")
     t.add_argument("--out", required=True)
     t.add_argument("--note", help="provenance kept in the file's meta (e.g. the measurement it passed)")
     t.add_argument("--int8", action="store_true", help="kernels and matrices as int8 with a scale per row: half "

@@ -78,7 +78,7 @@ class LineReader(nn.Module):
         self.vetoer: LineReader | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The CTC logits alone (B x 32 x 11); `read` adds the no-number head's probability."""
+        """The CTC logits alone (B x 32 x 11); `read` adds the no-number probability."""
         return self.head(self.encode(x))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,9 +151,9 @@ def pack_line_reader(checkpoint: str | Path, out: str | Path, note: str = "", in
     output row under 'int8' instead, half the bytes; a width-2.0 recogniser then fits the shipped weights'
     40 MB (issue 22) where float16 would not. The shipped recogniser so stored read 5 of 1,200 validation
     close-ups differently from its float16 file (1,067 right against 1,066).
-    `checkpoint` may also be a packed file, re-packed (e.g. as int8) without its head or vetoer. `veto`: a
-    second recogniser (checkpoint or packed file), packed the same way under 'veto', that decides the
-    no-number probability (LineReader.read)."""
+    `checkpoint` may also be a packed file, re-packed (e.g. as int8) with its no-number head and without a
+    vetoer. `veto`: a second recogniser (checkpoint or packed file), packed the same way under 'veto', that may
+    also say a line holds no number (LineReader.read)."""
     packed = _packed(checkpoint, note, int8)
     if veto is not None:
         packed["veto"] = _packed(veto, "the vetoer (predict.line_veto)", int8)

@@ -92,10 +92,11 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
     line recogniser wins the dispute, its number as detections (see the module doc), with 'reader' 'line'.
     `context`: the line reads the pair's number with this many digit heights each side (line_region);
     `read_unread`: where the pair read no number, the line reads the whole photo (a close-up), else not.
-    `veto` (predict.line_veto; None: never): where the recogniser's no-number head (model/line.py; a recogniser
-    without one never vetoes) gives the region of the pair's number a probability of holding no number of at
-    least `veto`, that number's detections are dropped and the next number the pair reads is disputed in turn
-    (at most VETOES). The dispute itself is the CTC one, head or not."""
+    `veto` (predict.line_veto; None: never): where the recogniser's no-number head or vetoer (model/line.py
+    LineReader.read; a recogniser with neither never vetoes) gives the region of the pair's number a probability
+    of holding no number of at least `veto`, that number's detections are dropped and the next number the pair
+    reads is disputed in turn (at most VETOES); where the pair reads none, the line's own reading is vetoed the
+    same way. The dispute itself is the CTC one, head and vetoer or not."""
     for vetoes in range(VETOES + 1):
         pair = pair_best(det, whole_thresh, dedup_iou)
         if (pair is None and not read_unread) or (pair is not None and pair.vertical):

@@ -66,43 +66,45 @@ def test_a_tight_crop_is_read(reader):
     assert right >= 4, f"read {right} of 5 tight crops"
 
 
+def number_and_wall_lines() -> tuple[torch.Tensor, torch.Tensor]:
+    """Lines of ten tight crops of numbers (split 9) and of the generator's bare wall textures, as batches."""
+    from digitdet.model.line import as_batch, to_line
+
+    numbers = [to_line(render_mode(sample_rng(0, SPLIT, i), "tight").image) for i in range(1, 11)]
+    walls = [to_line(t.convert("RGB").crop((0, 0, 240, 80))) for t in synth_style.textures()]
+    return as_batch(np.stack(numbers)), as_batch(np.stack(walls))
+
+
 def test_the_shipped_recogniser_tells_a_number_from_a_bare_wall(reader):
     """The bundled reader vetoes with the line recogniser's no-number head (predict.line_veto 0.9): the head
     gives tight crops of numbers (split 9) a low probability of holding none and bare wall textures a high
     one. Mutations: the head dropped from the shipped file; its weight negated."""
-    from digitdet.model.line import as_batch, to_line
-
     line_reader = reader.detector.line
     assert reader.detector.settings.line_veto == 0.9 and line_reader.blank is not None
-    numbers = [to_line(render_mode(sample_rng(0, SPLIT, i), "tight").image) for i in range(1, 11)]
-    walls = [to_line(t.convert("RGB").crop((0, 0, 240, 80))) for t in synth_style.textures()]
+    numbers, walls = number_and_wall_lines()
     with torch.no_grad():
-        none_n = line_reader.read(as_batch(np.stack(numbers)))[1]
-        none_w = line_reader.read(as_batch(np.stack(walls)))[1]
+        none_n = line_reader.read(numbers)[1]
+        none_w = line_reader.read(walls)[1]
     assert (none_n < 0.5).sum() >= 9 and (none_w >= 0.9).sum() >= 0.7 * len(walls), (none_n, none_w)
 
 
 def test_the_shipped_vetoer_weighs_no_number_against_what_a_line_is_read_as(reader):
-    """The shipped file also holds a vetoer (a second recogniser trained with number-free lines): asked about
-    what the recogniser reads in each line, it alone (the head set aside) gives tight crops of numbers a low
-    probability of holding none and the bare walls read as a number a high one. Mutations: the vetoer dropped
-    from the shipped file; the shipped recogniser packed as its own vetoer."""
+    """The shipped file also holds a vetoer (a second recogniser trained with number-free lines): weighing no
+    number against what the recogniser reads in each line, it alone (the head set aside) gives tight crops of
+    numbers a low probability of holding none and the bare walls read as a number a high one. Mutations: the
+    vetoer dropped from the shipped file; the shipped recogniser packed as its own vetoer."""
     import copy
 
-    from digitdet.model.line import as_batch, decode, to_line
+    from digitdet.model.line import decode
 
     vetoer_only = copy.deepcopy(reader.detector.line)
     assert vetoer_only.vetoer is not None
     vetoer_only.blank = None
-    numbers = [to_line(render_mode(sample_rng(0, SPLIT, i), "tight").image) for i in range(1, 11)]
-    walls = [to_line(t.convert("RGB").crop((0, 0, 240, 80))) for t in synth_style.textures()]
     with torch.no_grad():
         said = []
-        for lines in (numbers, walls):
-            x = as_batch(np.stack(lines))
-            reads = [n for n, _ in decode(vetoer_only(x))]
-            read = [i for i, n in enumerate(reads) if n]
-            said.append(vetoer_only.read(x[read], [[reads[i]] for i in read])[1])
+        for x in number_and_wall_lines():
+            read = [i for i, (n, _) in enumerate(decode(vetoer_only(x))) if n]
+            said.append(vetoer_only.read(x[read], [[] for _ in read])[1])  # its own reading is weighed
     assert len(said[0]) == 10 and (said[0] < 0.5).sum() >= 9, said[0]
     assert len(said[1]) >= 5 and (said[1] >= 0.9).sum() >= 0.7 * len(said[1]), said[1]
 

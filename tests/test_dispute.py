@@ -34,7 +34,7 @@ class Stub(torch.nn.Module):
     def __init__(self, logits, none: float | None = None):
         super().__init__()
         self.logits, self.calls, self.none = logits, 0, none  # none: its no-number probability
-        self.numbers = []  # the numbers each read was asked about (a vetoer weighs none against them)
+        self.numbers = []  # the numbers each read was offered (a vetoer weighs none against them and its own)
 
     def forward(self, x):
         self.calls += 1
@@ -43,7 +43,7 @@ class Stub(torch.nn.Module):
 
     def read(self, x, numbers=None):
         self.numbers.append(numbers)
-        return self.logits, None if self.none is None else torch.tensor([self.none])
+        return self.forward(x), None if self.none is None else torch.tensor([self.none])
 
 
 def pair_det(boxes, digits, score=0.99):
@@ -103,15 +103,15 @@ def test_no_dispute_on_agreement_a_stacked_number_or_an_empty_line():
 def test_the_veto_drops_a_number_whose_region_the_head_says_holds_none(veto, none, want):
     """The pair reads "1" (a mortar joint) and the line reads it too: where the no-number probability
     reaches the veto the "1" is gone, its box too; no veto, a lower probability or a recogniser without a
-    head keep it. With a veto the recogniser is asked about the pair's number (a vetoer weighs none against
-    it). Mutations: the threshold test inverted; the veto taken whatever the probability; the pair's number
-    not passed."""
+    head keep it. With a veto the recogniser is offered the pair's number (a vetoer weighs none against it and
+    its own reading). Mutations: the threshold test inverted; the veto taken whatever the probability; the
+    pair's number not offered."""
     det = pair_det([[60, 20, 85, 80]], "1")
     stub = Stub(logits_of("1"), none)
     got = dispute(stub, IMAGE, det, 3.0, 0.98, 0.3, veto=veto, read_unread=False)
     assert read(got) == want
     assert len(got["boxes"]) == (0 if want == "-1" else 1)
-    assert stub.numbers == ([] if veto is None else [[["1"]]])
+    assert stub.numbers == [None if veto is None else [["1"]]]
 
 
 def test_after_a_veto_the_next_number_is_disputed_in_turn_and_vetoes_are_bounded():
@@ -136,18 +136,18 @@ def test_a_number_the_pair_missed_is_read_photo_high():
 
 @pytest.mark.parametrize("veto, none, want", [(None, 0.99, "7"), (0.9, 0.5, "7"), (0.9, 0.95, "-1")])
 def test_the_veto_also_drops_the_number_the_line_reads_where_the_pair_read_none(veto, none, want):
-    """A wall the pair reads nothing on, where the line recogniser reads "7": with a veto it is asked about
-    "7" and, where its no-number probability reaches the veto, the answer stays no number. The same after
-    the pair's own number was vetoed: the line's reading of the whole photo is vetoed too; the pair's number
-    is weighed with the line's own reading beside it. Mutations: the unread number not vetoed; vetoed
-    whatever the probability; the line's reading not offered."""
+    """A wall the pair reads nothing on, where the line recogniser reads "7": with a veto it is offered no
+    number of the pair's (it weighs its own reading, test_line.py) and, where its no-number probability
+    reaches the veto, the answer stays no number. The same after the pair's own number was vetoed: the line's
+    reading of the whole photo is vetoed too. Mutations: the unread number not vetoed; vetoed whatever the
+    probability."""
     stub = Stub(logits_of("7", at=(12,)), none)
     got = dispute(stub, IMAGE, pair_det([], ""), 3.0, 0.98, 0.3, veto=veto)
-    assert read(got) == want and stub.numbers == ([] if veto is None else [[["7"]]])
+    assert read(got) == want and stub.numbers == [None if veto is None else [[]]]
     stub = Stub(logits_of("7", at=(12,)), none)
     got = dispute(stub, IMAGE, pair_det([[60, 20, 85, 80]], "1"), 3.0, 0.98, 0.3, veto=veto)
     assert read(got) == want  # "1" vetoed, then "7" read from the whole photo and vetoed; or "7" wins the dispute
-    assert stub.numbers[:1] == ([] if veto is None else [[["1", "7"]]])  # the pair's number and the line's
+    assert stub.numbers[:1] == [None if veto is None else [["1"]]]  # the pair's number offered
 
 
 def test_a_region_is_the_numbers_box_widened_by_digit_heights_inside_the_photo():

@@ -210,21 +210,26 @@ def packed_file(path, model, **extra):
     return path
 
 
-@pytest.mark.parametrize("head, says, high", [(-100.0, "none", [True] * 3), (-100.0, "1", [False] * 3),
-                                              (100.0, "1", [True] * 3), (-100.0, "blank or 1", [True, False, False])])
+@pytest.mark.parametrize("head, says, own, high", [
+    (-100.0, "none", None, [True] * 3), (-100.0, "1", None, [False] * 3), (100.0, "1", None, [True] * 3),
+    (-100.0, "blank or 1", None, [True, False, False]), (-100.0, "blank or 1", "1", [False] * 3)])
 def test_a_vetoer_packed_beside_the_recogniser_decides_the_no_number_probability_with_its_head(tmp_path, head, says,
-                                                                                            high):
+                                                                                            own, high):
     """`line pack REC --int8 --veto VET`: the file reads with REC's weights (as `line pack REC --int8` alone
     stores them), keeps REC's no-number head, and its no-number probability for a line read as a number is the
     larger of the head's and the vetoer's P(none) / (P(none) + P(number)): a vetoer that sees only blanks says
     ~1, one that sees "1" everywhere ~0 for "1" (and for "27": relative to the numbers asked about), unless the
     head says ~1; one that sees blank or "1" at every frame says ~1 against "27" alone and ~0 against "27" or
-    "1" (the likeliest reading offered); asked about no number, only the head speaks. Mutations: the vetoer not
-    loaded; none and the number swapped in read; REC's head dropped in the re-pack; the smaller of head and
-    vetoer taken; the first reading offered used instead of the likeliest."""
+    "1" (the likeliest reading offered), and ~0 against "27" alone where REC itself reads "1" (its own reading
+    is weighed too); asked about no number, only the head speaks. Mutations: the vetoer not loaded; none and
+    the number swapped in read; REC's head dropped in the re-pack; the smaller of head and vetoer taken; the
+    first reading offered used instead of the likeliest; REC's own reading not weighed."""
     torch.manual_seed(0)
     blank = {"weight": torch.zeros(1, 4 * 64 + 2), "bias": torch.tensor([head])}
-    rec = packed_file(tmp_path / "rec.pt", line.LineReader(0.5), blank=blank)
+    reader = line.LineReader(0.5)
+    with torch.no_grad():  # REC reads no number, or "1", whatever the line (its weights still in every logit)
+        reader.head.bias[2 if own == "1" else 0] += 1000.0
+    rec = packed_file(tmp_path / "rec.pt", reader, blank=blank)
     vetoer = line.LineReader(0.25)
     with torch.no_grad():  # every frame the blank, or every frame a "1", whatever the line
         vetoer.head.weight.zero_()
@@ -238,7 +243,7 @@ def test_a_vetoer_packed_beside_the_recogniser_decides_the_no_number_probability
     x = line.as_batch(np.random.default_rng(0).integers(0, 256, (3, line.H, line.W, 3), dtype=np.uint8))
     with torch.no_grad():
         logits, none = both.read(x, [["27"], ["27", "1"], ["1"]] if says == "blank or 1" else [["1"], ["1"], ["27"]])
-        assert torch.equal(logits, alone(x))
+        assert torch.equal(logits, alone(x)) and [n for n, _ in line.decode(logits)] == [own] * 3
         assert torch.equal(both.read(x)[1], alone.read(x)[1])  # no number asked about: the head alone
     assert [bool(p > 0.99) if h else bool(p < 0.01) for p, h in zip(none, high)] == [True] * 3
 

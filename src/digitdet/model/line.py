@@ -89,8 +89,9 @@ class LineReader(nn.Module):
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits B x 32 x 11, the probability per line that it holds no number, or None where nothing can
         say): the larger of the no-number head's probability and, with a vetoer and `numbers` (for each line,
-        the numbers it may be read as), P(no number) / (P(no number) + P(the likeliest of them)) under the
-        vetoer's CTC: it vetoes only where no number is likelier than any reading offered."""
+        the numbers it may be read as besides this recogniser's own reading of it), P(no number) / (P(no
+        number) + P(the likeliest of them and its own reading)) under the vetoer's CTC: it vetoes only where no
+        number is likelier than any reading (a line with none to weigh: the head alone)."""
         h = self.encode(x)
         logits = self.head(h)
         says = []
@@ -98,10 +99,13 @@ class LineReader(nn.Module):
             says.append(torch.sigmoid(self.blank(blank_features(h, logits))[:, 0]))
         if self.vetoer is not None and numbers is not None:
             v = self.vetoer(x)
-            none = torch.tensor(log_likelihood(v, [None] * len(numbers)))
-            best = torch.tensor([max(log_likelihood(v[b:b + 1].expand(len(ns), -1, -1), list(ns)))
-                                 for b, ns in enumerate(numbers)])
-            says.append(torch.sigmoid(none - best))
+            none = log_likelihood(v, [None] * len(numbers))
+            said = []
+            for b, (offered, (own, _)) in enumerate(zip(numbers, decode(logits))):
+                ns = list(dict.fromkeys(n for n in [*offered, own] if n is not None))
+                best = max(log_likelihood(v[b:b + 1].expand(len(ns), -1, -1), ns)) if ns else None
+                said.append(0.0 if best is None else float(torch.sigmoid(torch.tensor(none[b]) - torch.tensor(best))))
+            says.append(torch.tensor(said))
         return logits, torch.stack(says).amax(0) if says else None
 
 

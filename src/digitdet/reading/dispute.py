@@ -104,15 +104,16 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
         region = line_region(pair.box if pair else None, digit_height(pair) if pair else 0.0, image.shape[-1],
                              image.shape[-2], context)
         line = as_batch(line_of_tensor(image[..., region[1]:region[3], region[0]:region[2]])[None])
-        logits = line_reader(line)
+        # with a veto, the vetoer weighs no number against the pair's number and the line's own reading
+        logits, none = line_reader.read(line, None if veto is None else [[pair.number] if pair else []])
         number, starts = decode(logits)[0]
-        if pair is None or veto is None or vetoes == VETOES or not vetoed(line_reader, line, [pair.number, number],
-                                                                          veto):
+        said_none = veto is not None and none is not None and float(none[0]) >= veto
+        if pair is None or not said_none or vetoes == VETOES:
             break
         det = without(det, pair)
     if number is None or (pair is not None and number == pair.number):
         return det
-    if pair is None and veto is not None and vetoed(line_reader, line, [number], veto):
+    if pair is None and said_none:
         return det  # the line's own number where the pair read none (after its vetoes, or none at all)
     mine, theirs = log_likelihood(logits.expand(2, -1, -1), [number, pair.number if pair else None])
     if mine - theirs < margin:
@@ -123,13 +124,6 @@ def dispute(line_reader: LineReader, image: torch.Tensor, det: dict, margin: flo
     scores = torch.full((n,), score, dtype=torch.float32)
     return {"boxes": boxes, "scores": scores, "presence": scores.clone(), "reader": "line",
             "labels": torch.tensor([int(c) + 1 for c in number], dtype=torch.int64)}
-
-
-def vetoed(line_reader: LineReader, line: torch.Tensor, numbers: list[str | None], veto: float) -> bool:
-    """Whether the recogniser's no-number probability for `line`, against the likeliest of the `numbers` it
-    may be read as (the pair's, the line's own), reaches `veto`."""
-    none = line_reader.read(line, [list(dict.fromkeys(n for n in numbers if n is not None))])[1]
-    return none is not None and float(none[0]) >= veto
 
 
 def without(det: dict, pair: Candidate) -> dict:

@@ -72,3 +72,28 @@ def test_the_bundled_reader_takes_bytes_and_reads_them_as_the_float_image(reader
             want = reader.detector([ToTensor()(image, EMPTY)[0]])[0]
         assert len(got["boxes"]) > 0
         assert torch.equal(got["boxes"], want["boxes"].float()) and torch.equal(got["scores"], want["scores"])
+
+
+def test_a_large_photo_gets_its_finder_views_from_its_bytes_and_never_whole_in_float(monkeypatch):
+    """Over finder_long the finder views are shrunk from the bytes and only the views are made float (a 12 MP
+    photo is never 144 MB of floats); the float image of the same bytes gives the same views, bit for bit;
+    within finder_long the views are the float image's, as before. Mutations: the large photo made float
+    whole first; a float image shrunk as floats (not rounded to its bytes)."""
+    import digitdet.reading.cascade as cascade
+
+    u8 = noisy_bytes(1100, 1300, seed=3)
+    s = CascadeSettings()
+    scales = cascade.finder_scales(1100, 1300, s)
+    assert scales[0] < 1  # over finder_long (1024)
+    made_float = []
+    real = cascade.as_float
+    monkeypatch.setattr(cascade, "as_float", lambda x: made_float.append(tuple(x.shape)) or real(x))
+    views = cascade.finder_views(u8, scales)
+    assert (3, 1100, 1300) not in made_float and made_float == [tuple(v.shape) for v in views]
+    assert [v.shape[-1] for v in views] == [1024, 512, 256] and views[0].dtype == torch.float32
+    from_float = cascade.finder_views(as_float(u8), scales)
+    assert all(torch.equal(a, b) for a, b in zip(views, from_float))
+    small = u8[:, :700, :900]  # within finder_long: the float image's own views
+    small_scales = cascade.finder_scales(700, 900, s)
+    got = cascade.finder_views(small, small_scales)
+    assert all(torch.equal(a, _resize(as_float(small), k)) for a, k in zip(got, small_scales))

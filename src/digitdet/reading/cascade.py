@@ -7,11 +7,12 @@ their own size read nothing). reading.pyramid answers with many scales and tiles
 answers with two steps:
 
 1. the finder views: the image at its own size, shrunk to at most `finder_long` px on the long side (never
-   enlarged), and halved while it is over twice the size of the whole-image reading view (step 2); each
-   trusts only digits up to `finder_max_height` px but the coarsest (the model learned 20-80 px digits:
-   taller "digits" at a photo's own size are brick and bark). Their digits at `finder_thresh` (well below
-   the reading threshold: it only has to say *where*), merged across views, are grouped into candidate
-   numbers (reading.grouping), the best `regions` of them kept, in rank order;
+   enlarged; a larger photo shrunk from its bytes: finder_views), and halved while it is over twice the size
+   of the whole-image reading view (step 2); each trusts only digits up to `finder_max_height` px but the
+   coarsest (the model learned 20-80 px digits: taller "digits" at a photo's own size are brick and bark).
+   Their digits at `finder_thresh` (well below the reading threshold: it only has to say *where*), merged
+   across views, are grouped into candidate numbers (reading.grouping), the best `regions` of them kept, in
+   rank order;
 2. the reading views: each candidate's box, padded by `pad_y` of its height above and below and `pad_x`
    of its height left and right (a first or last digit the finder missed is inside), is cut from the
    input and resized to the model's own scale (short side `read_short`, long side at most `read_max`);
@@ -32,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import nms
 
@@ -70,6 +72,29 @@ def finder_scales(height: int, width: int, s: CascadeSettings) -> list[float]:
     return scales
 
 
+def finder_views(image: torch.Tensor, scales: list[float]) -> list[torch.Tensor]:
+    """The finder views (float32) of a uint8 or float image at `scales` (finder_scales).
+
+    Within finder_long (the first scale 1) the image is made float once and each view made from that, as
+    the whole pipeline does. A larger photo is shrunk from its bytes (antialiased bilinear on uint8, each
+    view rounded to the byte) and only the views are made float: a float copy of the whole photo is never
+    made (a 12 MP phone photo: 144 MB, and a sixth of its reading time). A float image that large is first
+    rounded to bytes (ToTensor's floats of a photo's bytes give those bytes back exactly), so the bytes
+    and the float image of one photo still give the same views, bit for bit."""
+    if scales[0] >= 1:
+        full = as_float(image)
+        return [_resize(full, k) for k in scales]
+    if image.dtype != torch.uint8:
+        image = image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+    h, w = image.shape[-2:]
+    views = []
+    for k in scales:
+        size = (max(1, round(h * k)), max(1, round(w * k)))  # _resize's sizes
+        views.append(as_float(F.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
+                                            antialias=True)[0]))
+    return views
+
+
 def padded_region(box, height: int, width: int, s: CascadeSettings) -> tuple[int, int, int, int]:
     """A candidate's box padded by its height (pad_y above and below, pad_x left and right), in the image."""
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -99,11 +124,7 @@ class CascadeDetector(nn.Module):
     def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.settings
         h, w = image.shape[-2:]
-        # A uint8 image (reading.reader's) is made float once for the finder views and let go: the views
-        # and the crops below are made from the bytes, so a large photo never waits in float at full size.
-        full = as_float(image)
-        levels = [_resize(full, k) for k in finder_scales(h, w, s)]
-        del full
+        levels = finder_views(image, finder_scales(h, w, s))
         det = self._merge_finder(levels, self._run_all(levels), h, w)
         del levels
         candidates = read_candidates(det["boxes"], det["scores"], det["labels"], s.finder_thresh, s.dedup_iou,

@@ -366,3 +366,16 @@ def test_init_starts_from_a_recogniser_and_refuses_another_width(synth, tmp_path
         line_training.train([data], tmp_path / "c.pt", line_training.LineSettings(
             epochs=1, batch=4, width=0.5, init=str(tmp_path / "a.pt")), progress=False)
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_read_only_line_is_batched_without_a_warning_to_the_caller():
+    """Lines from np.asarray of a PIL image are read-only; batching them must not make torch warn the
+    library's caller (torch warns once a process, so a fresh one is asked). Mutation: torch.from_numpy."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from digitdet.model.line import as_batch; "
+            "a = np.arange(2 * 32 * 128 * 3, dtype=np.uint8).reshape(2, 32, 128, 3); a.flags.writeable = False; "
+            "b = as_batch(a); assert b.shape == (2, 3, 32, 128) and round(float(b[0, 1, 0, 0]) * 255) == 1")
+    run = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-500:]

@@ -41,8 +41,9 @@ def to_line(img) -> np.ndarray:
 
 
 def as_batch(lines: np.ndarray) -> torch.Tensor:
-    """uint8 N x H x W x 3 lines -> the float N x 3 x H x W batch in [0, 1] the recogniser takes."""
-    return torch.from_numpy(np.ascontiguousarray(lines)).permute(0, 3, 1, 2).float() / 255
+    """uint8 N x H x W x 3 lines -> the float N x 3 x H x W batch in [0, 1] the recogniser takes. Lines may be
+    read-only (np.asarray of a PIL image): torch.tensor copies them (from_numpy would warn the caller)."""
+    return torch.tensor(lines).permute(0, 3, 1, 2).float() / 255
 
 
 def _channels(n: int, width: float) -> int:

@@ -78,7 +78,7 @@ def finder_views(image: torch.Tensor, scales: list[float]) -> list[torch.Tensor]
     Within finder_long (the first scale 1) the image is made float once and each view made from that, as
     the whole pipeline does. A larger photo is shrunk from its bytes (antialiased bilinear on uint8, each
     view rounded to the byte) and only the views are made float: a float copy of the whole photo is never
-    made (a 12 MP phone photo: 144 MB, and a sixth of its reading time). A float image that large is first
+    made (a 12 MP phone photo: 144 MB). A float image that large is first
     rounded to bytes (ToTensor's floats of a photo's bytes give those bytes back exactly), so the bytes
     and the float image of one photo still give the same views, bit for bit."""
     if scales[0] >= 1:

@@ -257,7 +257,7 @@ def table(results: dict[str, dict[str, dict]], sets: list[str], checkpoint: str 
             acc = f"{r['right']}/{r['n']}"
             acc = f"**{acc}**" if r["right"] == best else acc
             lines.append(f"| {s} | {labels[name]} | {acc} | {r['read_s'] / r['n']:.3f} | {r['load_s']:.1f} | "
-                         f"{r['rss_mb'] / 1024:.2f} GB |")
+                         f"{r['rss_mb']:,.0f} MiB |")  # MiB, not GB to two decimals: 1,025 MiB is over 1 GiB
     return "\n".join(lines)
 
 

@@ -38,7 +38,7 @@ from torch import nn
 from torchvision.ops import nms
 
 from digitdet.reading.numbers import presence_scores, read_candidates
-from digitdet.reading.pyramid import PyramidDetector, PyramidSettings, _resize, as_float
+from digitdet.reading.pyramid import PyramidDetector, PyramidSettings, _resize, as_float, scaled_size
 from digitdet.reading.pyramid import settings_for as pyramid_settings_for
 
 
@@ -87,12 +87,8 @@ def finder_views(image: torch.Tensor, scales: list[float]) -> list[torch.Tensor]
     if image.dtype != torch.uint8:
         image = image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
     h, w = image.shape[-2:]
-    views = []
-    for k in scales:
-        size = (max(1, round(h * k)), max(1, round(w * k)))  # _resize's sizes
-        views.append(as_float(F.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
-                                            antialias=True)[0]))
-    return views
+    return [as_float(F.interpolate(image[None], size=scaled_size(h, w, k), mode="bilinear", align_corners=False,
+                                   antialias=True)[0]) for k in scales]
 
 
 def padded_region(box, height: int, width: int, s: CascadeSettings) -> tuple[int, int, int, int]:

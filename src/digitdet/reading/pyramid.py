@@ -86,10 +86,15 @@ def as_float(image: torch.Tensor) -> torch.Tensor:
     return unit_float(image) if image.dtype == torch.uint8 else image
 
 
+def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    """(height, width) of an h x w image scaled by `scale`: what every view of it is resized to."""
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def _resize(image: torch.Tensor, scale: float) -> torch.Tensor:
     """The image (uint8 or float) scaled by `scale`, float32."""
     h, w = image.shape[-2:]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    size = scaled_size(h, w, scale)
     if size == (h, w):
         return as_float(image)
     return F.interpolate(as_float(image)[None], size=size, mode="bilinear", align_corners=False,

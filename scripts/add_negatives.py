@@ -3,10 +3,12 @@ box, so that a reader trained on the folder learns that a bare wall, a plaque's 
 number (the bundled pair read one in 30 of the 200 number-free crops of peers.py's no-number set before its
 line recogniser's veto; weights/MODEL.md "2026-12-08 (b)").
 
-    digitdet synth data/nn82/scene --train 900 --valid 0 --test 0 --seed 82 --modes scene=1   # and sign, plaque
-    python benchmarks/blank_crops.py data/nn82/scene data/nn82/sign data/nn82/plaque --split train \\
-        --n 2400 --seed 82 --out data/nn82-blank
-    python scripts/add_negatives.py data/nn81 data/nn82-blank
+    digitdet synth data/neg-src/scene --train 900 --valid 0 --test 0 --seed 82 --modes scene=1  # and sign, plaque
+    python benchmarks/blank_crops.py data/neg-src/scene data/neg-src/sign data/neg-src/plaque --split train \\
+        --n 2400 --seed 82 --out data/neg-blank
+    python scripts/add_negatives.py data/reader-v2-neg data/neg-blank   # a digitdet synth folder
+
+(scripts/train_reader_v2_negatives.sh runs the same into data/reader-v2-neg-src and data/reader-v2-neg-blank.)
 
 Each image of the sets (../shared's layout: images/ + numbers.csv, every truth -1) is copied into
 FOLDER/train as neg-<set>-<name> and listed in train.json without annotations; train.json is rewritten

@@ -22,8 +22,6 @@ from pathlib import Path
 
 from peers import own_peak_kb  # benchmarks/ is the script's folder
 
-FINDER_LONG = 1024  # reading.cascade.CascadeSettings.finder_long
-
 
 def peak_rss_mb() -> float:
     return own_peak_kb() / 1024
@@ -34,15 +32,17 @@ def read_all(out: Path, patterns: list[str]) -> None:
     from PIL import Image
     from tqdm import tqdm
 
+    from digitdet.reading.cascade import CascadeSettings
     from digitdet.reading.reader import Reader
 
+    finder_long = CascadeSettings().finder_long
     torch.set_num_threads(2)
     reader = Reader()
     files = [f for pattern in patterns for f in sorted(glob.glob(pattern))]
     numbers, seconds = {}, 0.0
     for f in tqdm(files, unit="photo"):
         image = Image.open(f).convert("RGB")
-        k = FINDER_LONG // max(image.size) + 1 if max(image.size) <= FINDER_LONG else 1
+        k = finder_long // max(image.size) + 1 if max(image.size) <= finder_long else 1
         image = image.resize((image.width * k, image.height * k), Image.BICUBIC)
         t0 = time.perf_counter()
         numbers[f] = reader.read_image(image).number

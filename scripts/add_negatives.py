@@ -8,7 +8,7 @@ line recogniser's veto; weights/MODEL.md "2026-12-08 (b)").
         --n 2400 --seed 82 --out data/neg-blank
     python scripts/add_negatives.py data/reader-v2-neg data/neg-blank   # a digitdet synth folder
 
-(scripts/train_reader_v2_negatives.sh runs the same into data/reader-v2-neg-src and data/reader-v2-neg-blank.)
+(scripts/make_negatives.sh makes data/neg-src and data/neg-blank; the training scripts run the last line.)
 
 Each image of the sets (../shared's layout: images/ + numbers.csv, every truth -1) is copied into
 FOLDER/train as neg-<set>-<name> and listed in train.json without annotations; train.json is rewritten
